@@ -1,0 +1,130 @@
+"""The one interface every framework back-end implements.
+
+Shared code (the CLI, the data pipeline, metrics, timing, the results store) talks to a framework only
+through this class, with numpy arrays at the boundary: images are NHWC ``float32``, labels ``int64`` class
+indices (or ``float32`` multi-hot rows for multi-label tasks), and outputs are ``float32`` logits.
+Every back-end names parameters as PyTorch's ``state_dict`` does, so converted weights travel by name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+Precision = Literal["fp32", "bf16", "fp16"]
+LossName = Literal["cross_entropy", "bce_with_logits"]
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a framework should run: the same fields for every framework, recorded with every result."""
+
+    threads: int | None = None  # intra-op threads; None = the framework's default
+    interop_threads: int | None = None
+    device: Literal["auto", "cpu", "gpu"] = "auto"  # "auto" = the one GPU when present, else CPU
+    precision: Precision = "fp32"  # compute dtype for mixed precision; parameters stay fp32
+    channels_last: bool = True  # PyTorch memory format; ignored elsewhere (NHWC already)
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer in framework-neutral terms. ``lr`` may be changed per step by the caller."""
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = False
+    weight_decay: float = 0.0  # decoupled for AdamW, L2 added to the gradient for SGD and Adam (as torch)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+@dataclass
+class StepResult:
+    loss: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer(abc.ABC):
+    """Holds a model and its optimizer state, and runs one step at a time."""
+
+    @abc.abstractmethod
+    def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
+        """One optimisation step on one batch; returns the mean loss of that batch (before the update)."""
+
+    @abc.abstractmethod
+    def eval_logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits in evaluation mode (BatchNorm running statistics, no dropout)."""
+
+    @property
+    @abc.abstractmethod
+    def model(self) -> Any:
+        """The framework's model object, with the trained weights."""
+
+
+class Framework(abc.ABC):
+    """One deep-learning framework behind medbench's interface."""
+
+    name: ClassVar[str]
+
+    # ---- runtime --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def configure(self, settings: RuntimeSettings) -> dict[str, Any]:
+        """Applies threads, device and precision before any model is built; returns what was applied."""
+
+    @abc.abstractmethod
+    def synchronize(self) -> None:
+        """Blocks until queued device work is done, so a clock read after it is honest."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """The versions of the framework and its companion libraries."""
+
+    @abc.abstractmethod
+    def device_name(self) -> str:
+        """A human-readable name of the device in use (CPU model or GPU model)."""
+
+    # ---- models ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_model(
+        self, name: str, *, num_classes: int, in_channels: int, image_size: int, seed: int = 0, **options: Any
+    ) -> Any:
+        """Builds a registered model (see :mod:`medbench.models`) with freshly initialised weights."""
+
+    @abc.abstractmethod
+    def count_params(self, model: Any) -> int:
+        """Trainable parameters plus BatchNorm running statistics are *not* counted: trainable only."""
+
+    @abc.abstractmethod
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Eval-mode logits for an NHWC float32 batch, as a numpy array."""
+
+    # ---- weights --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
+        """Copies PyTorch-named, PyTorch-layout arrays into ``model``; raises on missing or misshapen names."""
+
+    @abc.abstractmethod
+    def state_dict(self, model: Any) -> dict[str, np.ndarray]:
+        """The model's weights as PyTorch-named, PyTorch-layout numpy arrays."""
+
+    @abc.abstractmethod
+    def save_weights(self, model: Any, path: str | Path) -> Path:
+        """Saves in this framework's own format; returns the path written."""
+
+    @abc.abstractmethod
+    def load_weights(self, model: Any, path: str | Path) -> None:
+        """Loads weights saved by :meth:`save_weights`, checking names and shapes."""
+
+    # ---- training -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_trainer(
+        self, model: Any, *, optimizer: OptimizerSpec, loss: LossName = "cross_entropy", label_smoothing: float = 0.0
+    ) -> Trainer:
+        """A trainer for ``model``; the caller owns the schedule and passes ``lr`` per step."""
