@@ -1,0 +1,156 @@
+"""Data commands: ``datasets``, ``info``, ``download``, ``verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from medbench.commands.app import app, console
+from medbench.data import registry
+
+RootOption = Annotated[
+    Optional[Path],
+    typer.Option("--root", help=f"Data folder (default: ${registry.ROOT_ENV_VAR}, else ~/.medmnist)."),
+]
+SizeOption = Annotated[
+    Optional[list[int]], typer.Option("--size", "-s", help="Image size(s): 28, 64, 128, 224 (repeatable).")
+]
+
+
+def _sizes(sizes: list[int] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    chosen = tuple(sizes) if sizes else default
+    for size in chosen:
+        registry.check_size(size)
+    return chosen
+
+
+_SHORT_TASK = {"multi-label, binary-class": "multi-label", "ordinal-regression": "ordinal", "binary-class": "binary"}
+
+
+def _status_cell(path: Path, verified: bool | None) -> str:
+    if not path.exists():
+        return "[dim]·[/]"
+    if verified is None:
+        return "[yellow]●[/]"
+    return "[green]✓[/]" if verified else "[red]✗[/]"
+
+
+@app.command("datasets")
+def datasets_command(
+    root: RootOption = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the MD5 of every cached file.")] = False,
+) -> None:
+    """List every MedMNIST 2D dataset: task, classes, splits, license and which sizes are on disk."""
+    from medbench.data.download import verify_dataset_file
+
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
+        title=f"MedMNIST 2D datasets (data root: {registry.data_root(root)})",
+        caption="· not on disk  [yellow]●[/] on disk  [green]✓[/] MD5 verified  [red]✗[/] corrupt"
+        + ("" if verify else "  (add --verify to check MD5s)"),
+    )
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    for column in ("classes", "ch", "train", "val", "test"):  # counts never wrap
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("license", no_wrap=True)
+    for size in registry.SIZES:
+        table.add_column(str(size), justify="center", no_wrap=True)
+    for flag in registry.list_datasets():
+        info = registry.get_dataset(flag)
+        cells = []
+        for size in registry.SIZES:
+            path = registry.local_path(flag, size, root)
+            verified = verify_dataset_file(flag, size, root=root).ok if verify and path.exists() else None
+            cells.append(_status_cell(path, verified))
+        n = info.n_samples
+        table.add_row(
+            flag, _SHORT_TASK.get(info.task.value, info.task.value), str(info.n_classes), str(info.n_channels),
+            f"{n['train']:,}", f"{n['val']:,}", f"{n['test']:,}", info.license, *cells,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("info")
+def info_command(name: str, root: RootOption = None) -> None:
+    """Show one dataset's metadata, class names and official files."""
+    info = registry.get_dataset(name)
+    console.print(f"[bold]{info.title}[/] ({info.flag}) - {info.task.value}, {info.n_channels} channel(s), {info.license}")
+    console.print(info.description, highlight=False)
+    classes = Table(title="classes")
+    classes.add_column("index", justify="right")
+    classes.add_column("name")
+    for i, label in enumerate(info.labels):
+        classes.add_row(str(i), label)
+    console.print(classes)
+    files = Table(title="files")
+    for column in ("size", "file", "MD5", "on disk", "URL"):
+        files.add_column(column)
+    for size in info.sizes:
+        path = registry.local_path(info.flag, size, root)
+        remote = info.remote(size)
+        files.add_row(str(size), info.filename(size), remote.md5, "yes" if path.exists() else "no", remote.url)
+    console.print(files)
+    console.print("splits: " + ", ".join(f"{k} {v:,}" for k, v in info.n_samples.items()))
+
+
+@app.command("download")
+def download_command(
+    names: Annotated[list[str], typer.Argument(help="Dataset flag(s), e.g. bloodmnist, or 'all'.")],
+    size: SizeOption = None,
+    root: RootOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if a verified copy exists.")] = False,
+) -> None:
+    """Download official MedMNIST files (resumable, MD5-checked) into the data root."""
+    from medbench.data.download import download_dataset
+
+    flags = registry.list_datasets() if names == ["all"] else [registry.get_dataset(n).flag for n in names]
+    for flag in flags:
+        for s in _sizes(size, (28,)):
+            path = download_dataset(flag, s, root=root, force=force)
+            console.print(f"[green]ok[/] {flag} {s}px -> {path}")
+
+
+@app.command("verify")
+def verify_command(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Dataset flag(s); default: every cached file.")] = None,
+    size: SizeOption = None,
+    root: RootOption = None,
+) -> None:
+    """Check the MD5 of downloaded files against the official ones; exit 1 if any is corrupt or missing."""
+    from medbench.data.download import verify_dataset_file
+
+    flags = [registry.get_dataset(n).flag for n in names] if names else registry.list_datasets()
+    sizes = _sizes(size, registry.SIZES)
+    table = Table(title=f"verification (data root: {registry.data_root(root)})")
+    for column in ("dataset", "size", "status", "MD5", "path"):
+        table.add_column(column)
+    bad = checked = 0
+    for flag in flags:
+        for s in sizes:
+            result = verify_dataset_file(flag, s, root=root)
+            if not result.exists and not names:
+                continue  # without names, only what is on disk is checked
+            checked += 1
+            if not result.exists:
+                status = "[red]missing[/]"
+            elif result.ok:
+                status = "[green]ok[/]"
+            else:
+                status = "[red]MD5 mismatch[/]"
+            bad += not result.ok
+            table.add_row(flag, str(s), status, result.md5_actual or "-", str(result.path))
+    if checked == 0:
+        console.print(f"No MedMNIST files found under {registry.data_root(root)}. Try `medbench download NAME`.")
+        raise typer.Exit(1)
+    console.print(table)
+    if bad:
+        console.print(f"[red]{bad} file(s) missing or corrupt.[/] Re-download with `medbench download NAME --size S --force`.")
+        raise typer.Exit(1)

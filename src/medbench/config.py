@@ -1,0 +1,175 @@
+"""Typed, validated, frozen run configuration.
+
+A run is fully described by a :class:`RunConfig`; it is validated when read (with messages that name the
+field and the fix), frozen, and stored with its hash beside every result, so any number can be traced back
+to exactly what produced it. The defaults are the official MedMNIST baseline recipe: Adam lr 1e-3, batch 128,
+100 epochs, lr x0.1 at 50% and 75% of the epochs, mean = std = 0.5, no augmentation, best checkpoint by
+validation AUC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medbench.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OptimizerConfig(_Frozen):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+
+class ScheduleConfig(_Frozen):
+    kind: Literal["step", "cosine", "constant"] = "step"
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the epochs
+    gamma: float = Field(0.1, gt=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < m < 1 for m in value) or list(value) != sorted(value):
+            raise ValueError("milestones are increasing fractions of the run between 0 and 1, e.g. [0.5, 0.75]")
+        return value
+
+
+class AugmentConfig(_Frozen):
+    """Training-time augmentation, applied by the shared numpy pipeline (identical in every framework)."""
+
+    hflip: bool = False
+    vflip: bool = False
+    rotate_degrees: float = Field(0.0, ge=0, le=180)
+    crop_padding: int = Field(0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.hflip or self.vflip or self.rotate_degrees > 0 or self.crop_padding > 0
+
+
+class DataConfig(_Frozen):
+    dataset: str = "pathmnist"
+    size: int = 28
+    data_file: Optional[Path] = None  # a file in the official layout, used instead of the official download
+    root: Optional[Path] = None
+    normalize: Literal["official", "dataset", "none"] = "official"
+    resize_to: Optional[int] = None  # upsampled protocols, e.g. 28 -> 224
+    resize_method: Literal["nearest", "bilinear"] = "nearest"
+    to_rgb: bool = False
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        from medbench.data.registry import get_dataset
+
+        return get_dataset(value).flag
+
+    @field_validator("size")
+    @classmethod
+    def _known_size(cls, value: int) -> int:
+        from medbench.data.registry import check_size
+
+        return check_size(value)
+
+    @property
+    def input_size(self) -> int:
+        """The side length the model sees."""
+        return self.resize_to or self.size
+
+
+class RecipeConfig(_Frozen):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: Union[None, Literal["balanced"], tuple[float, ...]] = None
+    early_stopping_patience: Optional[int] = Field(None, ge=1)  # epochs without a better val AUC
+    select_metric: Literal["val_auc", "val_acc", "val_loss"] = "val_auc"
+    max_steps_per_epoch: Optional[int] = Field(None, ge=1)  # for smoke runs and benchmarks
+
+
+class RuntimeConfig(_Frozen):
+    threads: Optional[int] = Field(None, ge=1)
+    interop_threads: Optional[int] = Field(None, ge=1)
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+
+
+class RunConfig(_Frozen):
+    framework: Literal["torch", "jax", "keras"] = "torch"
+    model: str = "simple_cnn"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    data: DataConfig = DataConfig()
+    recipe: RecipeConfig = RecipeConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    seed: int = 0
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from medbench.models import get_model_spec
+
+        return get_model_spec(value).name
+
+    @model_validator(mode="after")
+    def _class_weights_match(self) -> RunConfig:
+        weights = self.recipe.class_weights
+        if isinstance(weights, tuple):
+            from medbench.data.registry import get_dataset
+
+            n = get_dataset(self.data.dataset).n_classes
+            if len(weights) != n:
+                raise ValueError(f"recipe.class_weights has {len(weights)} values but {self.data.dataset} has {n} classes")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON: equal configs, equal hashes, whatever the key order they came in."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
+    """Validates a config dict; a mistake becomes a ConfigError naming each bad field and what it accepts."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors()[:5]:
+            where = ".".join(str(p) for p in e["loc"]) or "config"
+            problems.append(f"{where}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", "Fix the field(s) named above.") from None
+
+
+def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Returns a copy of ``config`` with ``a.b.c = value`` set (used by CLI overrides such as ``recipe.epochs=3``)."""
+    out = json.loads(json.dumps(config, default=str))
+    node = out
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Cannot set {dotted!r}: {key!r} is not a section.", "Check the field name.")
+    node[leaf] = value
+    return out
