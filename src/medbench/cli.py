@@ -25,7 +25,10 @@ for _module in ("models", "train", "bench", "results", "run"):
 def app() -> None:
     """Entry point of the console script."""
     try:
-        _typer_app(standalone_mode=False)
+        # Outside standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
+        code = _typer_app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MedbenchError as err:
         message = f"[bold red]error:[/] {err.problem}"
         if err.fix:

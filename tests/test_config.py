@@ -1,0 +1,50 @@
+"""Run configs: baseline defaults, validation messages that name the field, stable hashes."""
+
+import pytest
+
+from medbench.config import RunConfig, parse_config, set_dotted
+from medbench.errors import ConfigError, UnknownDatasetError
+
+
+def test_defaults_are_the_official_medmnist_baseline():
+    c = RunConfig()
+    assert (c.recipe.optimizer.name, c.recipe.optimizer.lr, c.recipe.batch_size, c.recipe.epochs) == ("adam", 1e-3, 128, 100)
+    assert (c.recipe.schedule.kind, c.recipe.schedule.milestones, c.recipe.schedule.gamma) == ("step", (0.5, 0.75), 0.1)
+    assert c.data.normalize == "official" and not c.data.augment.enabled
+    assert c.recipe.select_metric == "val_auc"
+
+
+def test_hash_ignores_key_order_and_changes_with_any_value():
+    a = parse_config({"model": "resnet18", "seed": 1, "data": {"dataset": "bloodmnist", "size": 64}})
+    b = parse_config({"data": {"size": 64, "dataset": "BloodMNIST"}, "seed": 1, "model": "resnet18"})
+    assert a.hash == b.hash
+    assert parse_config(set_dotted(a.to_dict(), "recipe.epochs", 3)).hash != a.hash
+
+
+def test_errors_name_each_bad_field():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"recipe": {"epochs": 0, "optimizer": {"name": "rmsprop"}}, "framework": "mxnet"})
+    message = str(err.value)
+    assert "recipe.epochs" in message and "recipe.optimizer.name" in message and "framework" in message
+
+
+def test_unknown_names_are_rejected_with_suggestions():
+    with pytest.raises(UnknownDatasetError, match="dermamnist"):
+        parse_config({"data": {"dataset": "derma"}})
+    with pytest.raises(ConfigError, match="resnet18"):
+        parse_config({"model": "resnet19"})
+    with pytest.raises(ConfigError, match="data.size"):
+        parse_config({"data": {"size": 32}})
+    with pytest.raises(ConfigError, match="unknown_field|Extra inputs"):
+        parse_config({"unknown_field": 1})
+
+
+def test_class_weights_must_match_the_dataset():
+    with pytest.raises(ConfigError, match="2 values but pathmnist has 9"):
+        parse_config({"recipe": {"class_weights": [1.0, 2.0]}})
+
+
+def test_config_is_frozen():
+    c = RunConfig()
+    with pytest.raises(Exception, match="frozen"):
+        c.seed = 3
