@@ -67,6 +67,14 @@ class Trainer(abc.ABC):
     def model(self) -> Any:
         """The framework's model object, with the trained weights."""
 
+    def save_state(self, path: str | Path) -> Path:
+        """Saves weights *and* optimizer state (for ``--resume``) in the framework's own format."""
+        raise NotImplementedError(f"{type(self).__name__} cannot save its training state yet")
+
+    def load_state(self, path: str | Path) -> None:
+        """Restores what :meth:`save_state` wrote, so training continues as if it had not stopped."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load a training state yet")
+
 
 class Framework(abc.ABC):
     """One deep-learning framework behind medbench's interface."""
