@@ -1,0 +1,79 @@
+"""Starts one run in a fresh process and makes sure the store hears how it ended.
+
+The child records success or a Python-level failure itself. What it cannot record (death by a signal, the
+kernel's OOM killer, an abort inside a framework's C++ code) the parent records here, so a failed run is a
+row with a reason, never a silent gap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from medbench.results import ResultsStore, RunRecord
+
+
+def _signal_reason(returncode: int) -> str:
+    if returncode >= 0:
+        return f"worker exited with code {returncode} before recording a result"
+    name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+    hint = " (the system may have run out of memory)" if -returncode == signal.SIGKILL else ""
+    return f"worker killed by {name}{hint}"
+
+
+def run_job(
+    job: dict[str, Any],
+    *,
+    store_path: str | os.PathLike | None,
+    env: dict[str, str] | None = None,
+    timeout_s: float | None = None,
+    quiet: bool = False,
+) -> RunRecord:
+    """Runs ``job`` (see :mod:`medbench.worker`) in a child process and returns its stored row.
+
+    The job gets a run id before the child starts, so the parent can find (or create) the row whatever
+    happens to the child. ``job["start"]`` holds the columns the parent uses if it must record a failure.
+    """
+    store = ResultsStore(store_path)
+    run_id = job.setdefault("run_id", str(uuid.uuid4()))
+    job["store"] = str(store.path)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="medbench-job-", delete=False) as handle:
+        json.dump(job, handle)
+    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    if quiet:
+        child_env["MEDBENCH_QUIET"] = "1"
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "medbench.worker", handle.name], env=child_env)
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            returncode = None
+        except KeyboardInterrupt:
+            # The child got the same SIGINT from the terminal: let it record "interrupted" and exit.
+            returncode = process.wait()
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+    return _settle(store, job, run_id, returncode, timeout_s)
+
+
+def _settle(store: ResultsStore, job: dict[str, Any], run_id: str, returncode: int | None, timeout_s) -> RunRecord:
+    reason = f"timed out after {timeout_s:.0f} s" if returncode is None else _signal_reason(returncode)
+    try:
+        record = store.get_run(run_id)
+    except KeyError:
+        store.start_run(run_id=run_id, **job["start"])
+        store.fail_run(run_id, reason)
+        return store.get_run(run_id)
+    if record.status == "running":
+        store.fail_run(run_id, reason)
+        record = store.get_run(run_id)
+    return record

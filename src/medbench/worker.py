@@ -1,0 +1,36 @@
+"""The child process of every framework run: ``python -m medbench.worker JOB.json``.
+
+The orchestrator writes a job file (what to do, the resolved config, where the store and run folder are) and
+starts this module in a fresh interpreter, so imports, compilation caches and thread settings never leak
+between frameworks and the cold start is real. The worker records its own result in the store; if it dies
+without doing so (a segfault, the kernel's OOM killer), the parent records the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m medbench.worker JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(Path(args[0]).read_text())
+    kind = job["kind"]
+    if kind == "train":
+        from medbench.training import run_training_job
+
+        return run_training_job(job)
+    if kind == "bench":
+        from medbench.bench.cell import run_bench_job
+
+        return run_bench_job(job)
+    print(f"unknown job kind {kind!r}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
