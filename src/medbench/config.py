@@ -9,7 +9,6 @@ validation AUC.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -121,6 +120,7 @@ class RunConfig(_Frozen):
     recipe: RecipeConfig = RecipeConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     seed: int = 0
+    tags: dict[str, str] = Field(default_factory=dict)  # e.g. the experiment variant; stored and hashed
 
     @field_validator("model")
     @classmethod
@@ -146,8 +146,9 @@ class RunConfig(_Frozen):
     @property
     def hash(self) -> str:
         """sha256 of the canonical JSON: equal configs, equal hashes, whatever the key order they came in."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        from medbench.results import config_hash
+
+        return config_hash(self.to_dict())
 
 
 def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:

@@ -47,7 +47,6 @@ from medbench.errors import MedbenchError
 
 SCHEMA_VERSION = 1
 RESULTS_ENV_VAR = "MEDBENCH_RESULTS"
-DEFAULT_PATH = Path("~/.medbench/results.sqlite")
 
 STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
 # Columns list_runs() can filter on.
@@ -253,8 +252,11 @@ class ActiveRun:
 
 
 def default_results_path(path: str | os.PathLike | None = None) -> Path:
-    """The store file: ``path``, else ``$MEDBENCH_RESULTS``, else ``~/.medbench/results.sqlite``."""
-    chosen = path or os.environ.get(RESULTS_ENV_VAR) or DEFAULT_PATH
+    """The store file: ``path``, else ``$MEDBENCH_RESULTS``, else ``$MEDBENCH_HOME/results.sqlite``
+    (``~/.medbench/results.sqlite``)."""
+    from medbench.paths import medbench_home
+
+    chosen = path or os.environ.get(RESULTS_ENV_VAR) or medbench_home() / "results.sqlite"
     return Path(chosen).expanduser()
 
 
@@ -611,6 +613,25 @@ class ResultsStore:
         return self._transact(sweep)
 
     # ---- reading ----
+    def import_run(self, record: Mapping[str, Any]) -> str:
+        """Inserts a finished row taken from another store (e.g. a Ray node's), keeping its run id.
+
+        Used to gather trials that ran elsewhere into one store; a row with the same run id is replaced,
+        so gathering twice is harmless.
+        """
+        row = {name: record.get(name) for name in _COLUMNS}
+        if not row["run_id"] or not row["kind"] or row["status"] not in STATUSES:
+            raise ValueError(f"not a run record: {sorted(k for k in record if record.get(k) is not None)}")
+        config_text = canonical_json(row["config"] or {})
+        row["config"] = config_text
+        row["config_hash"] = hashlib.sha256(config_text.encode("utf-8")).hexdigest()
+        for name in JSON_COLUMNS:
+            if name != "config":
+                row[name] = _dump(row[name])
+        sql = f"INSERT OR REPLACE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        self._transact(lambda conn: conn.execute(sql, tuple(row.values())))
+        return row["run_id"]
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this id, or with this unique id prefix (as typed from a listing).
 

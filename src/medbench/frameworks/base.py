@@ -9,7 +9,7 @@ Every back-end names parameters as PyTorch's ``state_dict`` does, so converted w
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -113,6 +113,10 @@ class Framework(abc.ABC):
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Eval-mode logits for an NHWC float32 batch, as a numpy array."""
 
+    def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
+        """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
+        raise NotImplementedError(f"{type(self).__name__} does not count FLOPs")
+
     # ---- weights --------------------------------------------------------------------------------------
     @abc.abstractmethod
     def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
@@ -133,6 +137,16 @@ class Framework(abc.ABC):
     # ---- training -------------------------------------------------------------------------------------
     @abc.abstractmethod
     def create_trainer(
-        self, model: Any, *, optimizer: OptimizerSpec, loss: LossName = "cross_entropy", label_smoothing: float = 0.0
+        self,
+        model: Any,
+        *,
+        optimizer: OptimizerSpec,
+        loss: LossName = "cross_entropy",
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
     ) -> Trainer:
-        """A trainer for ``model``; the caller owns the schedule and passes ``lr`` per step."""
+        """A trainer for ``model``; the caller owns the schedule and passes ``lr`` per step.
+
+        ``class_weights`` weight each sample's cross-entropy by its class; the mean is then taken over the
+        weights (as ``torch.nn.CrossEntropyLoss(weight=...)`` with mean reduction does).
+        """

@@ -1,0 +1,73 @@
+"""``medbench results``: list, filter and export the runs in the results store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from medbench.commands.app import app, console
+
+StoreOption = Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")]
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _metric(record, key: str, digits: int = 4) -> str:
+    value = (record.metrics or {}).get(key)
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _timing(record, key: str, digits: int = 2) -> str:
+    value = (record.timings or {}).get(key)
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+@app.command("results")
+def results_command(
+    store: StoreOption = None,
+    framework: Annotated[Optional[str], typer.Option("--framework", "-f")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", "-s")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="running, completed, failed, interrupted.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="train, bench, ...")] = None,
+    experiment: Annotated[Optional[str], typer.Option("--experiment", "-x")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n")] = None,
+    export: Annotated[
+        Optional[Path], typer.Option("--export", help="Write the runs to a .csv, .json or .parquet file.")
+    ] = None,
+) -> None:
+    """List runs in the order they started, filtered; optionally export them as CSV, JSON or Parquet."""
+    from medbench.results import ResultsStore
+    from medbench.results import export as export_runs
+
+    results = ResultsStore(store)
+    runs = results.list_runs(
+        limit=limit,
+        **_filters(framework=framework, model=model, dataset=dataset, size=size, status=status, kind=kind,
+                   experiment=experiment),  # fmt: skip
+    )
+    if export is not None:
+        path = export_runs(runs, export)
+        console.print(f"wrote {len(runs)} run(s) to {path}")
+        return
+    if not runs:
+        console.print(f"No runs match in {results.path}.")
+        return
+    table = Table(title=f"{len(runs)} run(s) in {results.path}")
+    for column in ("run", "created", "kind", "status", "framework", "model", "dataset", "seed",
+                   "test ACC", "test AUC", "s/epoch", "reason"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        table.add_row(
+            r.run_id[:8], (r.created_at or "")[:19], r.kind, r.status, r.framework or "-", r.model or "-",
+            f"{r.dataset} {r.size}px" if r.dataset else "-", "-" if r.seed is None else str(r.seed),
+            _metric(r, "test_acc"), _metric(r, "test_auc"), _timing(r, "train_s_per_epoch"),
+            (r.failure_reason or "")[:80],
+        )  # fmt: skip
+    console.print(table)

@@ -1,0 +1,142 @@
+"""``medbench run EXPERIMENT``: a whole comparison grid, resumable, locally or on Ray, then the report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from medbench.commands.app import app, console
+from medbench.commands.train import _parse_override
+from medbench.errors import ConfigError
+
+
+class GridDisplay:
+    """The live view of a grid: every trial with its state, and counts with an ETA on top."""
+
+    def __init__(self, keys: list[str], skipped: dict[str, Any], parallel: int):
+        self.state = {k: ("skipped", skipped[k]) if k in skipped else ("pending", None) for k in keys}
+        self.started: dict[str, float] = {}
+        self.durations: list[float] = []
+        self.parallel = max(1, parallel)
+        self.t0 = time.monotonic()
+
+    def on_event(self, kind: str, key: str, record) -> None:
+        if kind == "start":
+            self.state[key] = ("running", None)
+            self.started[key] = time.monotonic()
+        else:
+            self.durations.append(time.monotonic() - self.started.get(key, self.t0))
+            self.state[key] = ("done" if record.status == "completed" else record.status, record)
+
+    def _eta(self) -> str:
+        left = sum(1 for s, _ in self.state.values() if s in ("pending", "running"))
+        if not self.durations or not left:
+            return "-"
+        seconds = sum(self.durations) / len(self.durations) * left / self.parallel
+        return f"{seconds / 60:.1f} min"
+
+    def __rich__(self) -> Table:
+        counts: dict[str, int] = {}
+        for s, _ in self.state.values():
+            counts[s] = counts.get(s, 0) + 1
+        summary = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        table = Table(title=f"{summary}  |  elapsed {(time.monotonic() - self.t0) / 60:.1f} min  ETA {self._eta()}")
+        for column in ("trial", "state", "test ACC", "test AUC", "s/epoch", "note"):
+            table.add_column(column, justify="right" if column in ("test ACC", "test AUC", "s/epoch") else "left")
+        for key, (state, record) in self.state.items():
+            style = {"done": "green", "skipped": "dim", "running": "yellow", "failed": "red", "interrupted": "red"}
+            m = (record.metrics or {}) if record else {}
+            t = (record.timings or {}) if record else {}
+            table.add_row(
+                key, f"[{style.get(state, 'white')}]{state}[/]", _f(m.get("test_acc")), _f(m.get("test_auc")),
+                _f(t.get("train_s_per_epoch"), 2), (record.failure_reason or "")[:70] if record else "",
+            )  # fmt: skip
+        return table
+
+
+def _f(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _data_file_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--data-file {item!r} is not FLAG=PATH.", "Write e.g. --data-file bloodmnist=./blood.npz.")
+        flag, path = item.split("=", 1)
+        if not Path(path).expanduser().exists():
+            raise ConfigError(f"--data-file {flag}: {path} does not exist.", "Check the path.")
+        out.append((f"data_files.{flag.strip().lower()}", str(Path(path).expanduser().resolve())))
+    return out
+
+
+@app.command("run")
+def run_command(
+    experiment: Annotated[str, typer.Argument(help="An experiment file, or a shipped one: quick, ...")],
+    overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a field: --set grid.seeds=[0,1,2].")
+    ] = None,
+    data_files: Annotated[
+        Optional[list[str]], typer.Option("--data-file", help="FLAG=PATH: use a local npz for a dataset.")
+    ] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (default) or ray.")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="An existing Ray cluster.")] = None,
+    ray_cpus: Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs of a local Ray cluster.")] = None,
+    store: Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for checkpoints.")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Where to write the report.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Run trials again even if already completed.")] = False,
+) -> None:
+    """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report."""
+    from medbench.experiments import expand, load_experiment
+    from medbench.paths import medbench_home, runs_dir
+    from medbench.results import ResultsStore
+    from medbench.runs import prepare_data, run_experiment, summary_table
+
+    parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
+    spec = load_experiment(experiment, parsed)
+    trials = expand(spec)
+    results = ResultsStore(store)
+    done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
+    done = {k: v for k, v in done.items() if v is not None}
+    if dry_run:
+        table = Table(title=f"{spec.name}: {len(trials)} trial(s), {len(done)} already done")
+        for column in ("trial", "status", "config hash"):
+            table.add_column(column)
+        for t in trials:
+            table.add_row(t.key, "done (skip)" if t.key in done else "to run", t.config_hash[:12])
+        console.print(table)
+        return
+    if spec.measure.train:
+        prepare_data(spec, [t for t in trials if t.key not in done])
+    exe_parallel = (ray_cpus or 2) // max(1, int(spec.resources.cpus)) if executor == "ray" else 1
+    display = GridDisplay([t.key for t in trials], done, exe_parallel)
+    console.print(f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}")
+    with Live(display, console=console, refresh_per_second=2, transient=False):
+        run_experiment(
+            spec, trials, done, store=results, executor=executor, address=address, ray_cpus=ray_cpus,
+            runs_root=output or runs_dir(), on_event=display.on_event,
+        )  # fmt: skip
+    console.print(summary_table(results, spec))
+    report = report_dir or medbench_home() / "reports" / spec.name
+    path = _write_report(results, spec.name, report)
+    if path:
+        console.print(f"report: {path}")
+    failed = [k for k, (s, _) in display.state.items() if s in ("failed", "interrupted")]
+    if failed:
+        console.print(f"[red]{len(failed)} trial(s) failed[/]; see the table above and `medbench results --status failed`.")
+        raise typer.Exit(1)
+
+
+def _write_report(results, experiment: str, folder: Path) -> Path | None:
+    try:
+        from medbench.report import write_report
+    except ImportError:
+        return None
+    return write_report(results, output=folder, experiment=experiment)

@@ -1,0 +1,155 @@
+"""``medbench train``: one model, one framework, one dataset; each seed in its own process."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from medbench.commands.app import app, console
+from medbench.config import parse_config, set_dotted
+from medbench.errors import ConfigError
+from medbench.paths import runs_dir
+
+Framework = typer.Option("--framework", "-f", help="torch, jax or keras.")
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"Config file {path} does not exist.", "Check the path.")
+    text = path.read_text()
+    try:
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"Config file {path} cannot be parsed: {err}.", "Fix its syntax (TOML or JSON).") from None
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} is not KEY=VALUE.", "Write e.g. --set recipe.epochs=5.")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare string such as adamw
+    return key.strip(), value
+
+
+def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Config file < command-line flags < ``--set`` overrides."""
+    config = base
+    for dotted, value in flags.items():
+        if value is not None:
+            config = set_dotted(config, dotted, value)
+    for text in overrides:
+        config = set_dotted(config, *_parse_override(text))
+    return config
+
+
+@app.command("train")
+def train_command(
+    framework: Annotated[Optional[str], Framework] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="A model from `medbench models`.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="A dataset flag, e.g. pathmnist.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", "-s", help="Image size: 28, 64, 128 or 224.")] = None,
+    data_file: Annotated[
+        Optional[Path], typer.Option("--data-file", help="An npz in the official layout (not necessarily official).")
+    ] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="Data folder (default ~/.medmnist).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr")] = None,
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="step, cosine or constant.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
+    early_stopping: Annotated[
+        Optional[int], typer.Option("--early-stopping", help="Stop after N epochs without a better val AUC.")
+    ] = None,
+    augment: Annotated[bool, typer.Option("--augment", help="Flips, ±15° rotations and 2 px crops.")] = False,
+    resize_to: Annotated[Optional[int], typer.Option("--resize-to", help="Upsample inputs, e.g. 224.")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads for the framework.")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed(s); repeat for several runs.")] = None,
+    max_steps: Annotated[
+        Optional[int], typer.Option("--max-steps-per-epoch", help="Cap the steps per epoch (smoke runs).")
+    ] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML or JSON run config.")] = None,
+    overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override any field: --set recipe.optimizer.name=adamw.")
+    ] = None,
+    store: Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for run checkpoints.")] = None,
+    resume: Annotated[
+        Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its folder.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored."""
+    from medbench.jobs import train_job
+    from medbench.runner import run_job
+
+    if resume is not None:
+        jobs = [_resume_job(resume)]
+    else:
+        flags = {
+            "framework": framework, "model": model, "data.dataset": dataset, "data.size": size,
+            "data.data_file": str(data_file) if data_file else None, "data.root": str(root) if root else None,
+            "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.optimizer.lr": lr,
+            "recipe.optimizer.name": optimizer, "recipe.schedule.kind": schedule,
+            "recipe.optimizer.weight_decay": weight_decay, "recipe.label_smoothing": label_smoothing,
+            "recipe.early_stopping_patience": early_stopping, "recipe.max_steps_per_epoch": max_steps,
+            "data.resize_to": resize_to, "runtime.precision": precision, "runtime.threads": threads,
+        }  # fmt: skip
+        if augment:
+            flags["data.augment"] = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
+        base = _load_config_file(config_file) if config_file else {}
+        raw = build_config(base, flags, overrides or [])
+        configs = [parse_config(set_dotted(raw, "seed", s)) for s in (seeds or [raw.get("seed", 0)])]
+        jobs = [train_job(c, runs_dir=output or runs_dir()) for c in configs]
+    records = [run_job(job, store_path=store, quiet=quiet) for job in jobs]
+    _print_summary(records)
+    failed = [r for r in records if r.status != "completed"]
+    if failed:
+        for r in failed:
+            console.print(f"[red]{r.status}[/] run {r.run_id[:8]}: {r.failure_reason}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _resume_job(run_dir: Path) -> dict[str, Any]:
+    from medbench.jobs import train_job
+    from medbench.training import CHECKPOINT_META, PROGRESS_FILE
+
+    meta_path = run_dir / CHECKPOINT_META
+    if not meta_path.exists() or not (run_dir / PROGRESS_FILE).exists():
+        raise ConfigError(
+            f"{run_dir} is not a resumable run folder (no {CHECKPOINT_META} or {PROGRESS_FILE}).",
+            "Pass the folder printed when the run was interrupted.",
+        )
+    config = parse_config(json.loads(meta_path.read_text())["config"])
+    return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _print_summary(records) -> None:
+    table = Table(title="training runs")
+    for column in ("run", "framework", "model", "data", "seed", "status", "test ACC", "test AUC", "s/epoch", "img/s"):
+        table.add_column(column, justify="right" if column in ("seed", "test ACC", "test AUC", "s/epoch", "img/s") else "left")
+    for r in records:
+        m, t = r.metrics or {}, r.timings or {}
+        table.add_row(
+            r.run_id[:8], r.framework, r.model, f"{r.dataset} {r.size}px", str(r.seed), r.status,
+            _fmt(m.get("test_acc")), _fmt(m.get("test_auc")), _fmt(t.get("train_s_per_epoch"), 2),
+            _fmt(t.get("steady_images_per_s"), 0),
+        )  # fmt: skip
+    console.print(table)
+    for r in records:
+        if r.status == "completed":
+            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False)

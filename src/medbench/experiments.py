@@ -1,0 +1,182 @@
+"""Experiment files: a grid over datasets, sizes, frameworks, models, variants and seeds, validated and expanded.
+
+An experiment is TOML (or JSON)::
+
+    name = "quick"
+    [grid]
+    datasets = ["bloodmnist"]
+    sizes = [28]
+    frameworks = ["torch", "jax", "keras"]
+    models = ["simple_cnn"]
+    seeds = [0]
+    [base.recipe]          # any RunConfig field, applied to every trial
+    epochs = 3
+    [[variants]]           # optional named overlays (fine-tuning configurations, recipes ...)
+    name = "linear_probe"
+    set = { "model_options.freeze" = "backbone" }
+
+Each point of the grid becomes a :class:`Trial` holding a fully resolved, validated :class:`RunConfig`, so a
+mistake anywhere in the grid is reported before the first trial starts, and each trial's config hash lets a
+re-run skip what is already done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import Field, field_validator
+
+from medbench.config import RunConfig, _Frozen, parse_config, set_dotted
+from medbench.errors import ConfigError
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "experiment_files"
+
+
+class Variant(_Frozen):
+    """A named set of dotted-path overrides applied on top of ``base`` (e.g. a fine-tuning configuration)."""
+
+    name: str
+    set: dict[str, Any] = Field(default_factory=dict)
+
+
+class Grid(_Frozen):
+    datasets: list[str] = Field(min_length=1)
+    sizes: list[int] = [28]
+    frameworks: list[str] = ["torch", "jax", "keras"]
+    models: list[str] = ["simple_cnn"]
+    seeds: list[int] = [0]
+
+    @field_validator("frameworks")
+    @classmethod
+    def _known_frameworks(cls, value: list[str]) -> list[str]:
+        from medbench.frameworks import FRAMEWORKS
+
+        unknown = [f for f in value if f not in FRAMEWORKS]
+        if unknown:
+            raise ValueError(f"unknown framework(s) {unknown}; choose from {list(FRAMEWORKS)}")
+        return value
+
+
+class BenchMeasure(_Frozen):
+    """Inference benchmark cells to run for each (model, size) of the grid after training."""
+
+    engines: list[str] = Field(default_factory=list)  # empty: one engine per framework of the grid
+    batch_sizes: list[int] = [1, 64]
+    repeats: int = Field(1, ge=1)
+    min_count: int = Field(20, ge=1)
+    min_duration_s: float = Field(0.5, gt=0)
+
+
+class Measure(_Frozen):
+    train: bool = True
+    bench: Optional[BenchMeasure] = None
+
+
+class Resources(_Frozen):
+    """What one trial asks of an executor (Ray schedules on it; the local executor runs one at a time)."""
+
+    cpus: float = Field(2, gt=0)
+    gpus: float = Field(0, ge=0)
+    timeout_s: Optional[float] = Field(None, gt=0)
+
+
+class ExperimentSpec(_Frozen):
+    name: str = Field(min_length=1)
+    description: str = ""
+    grid: Grid
+    base: dict[str, Any] = Field(default_factory=dict)
+    variants: list[Variant] = Field(default_factory=lambda: [Variant(name="default")])
+    data_files: dict[str, Path] = Field(default_factory=dict)  # dataset flag -> a local npz in the official layout
+    measure: Measure = Measure()
+    resources: Resources = Resources()
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, value: list[Variant]) -> list[Variant]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        return value
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the grid: a resolved run config plus the labels it is shown and grouped by."""
+
+    key: str  # readable and unique within the experiment
+    config: RunConfig
+    variant: str
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_hash(self) -> str:
+        return self.config.hash
+
+
+def load_experiment(source: str | Path, overrides: list[tuple[str, Any]] = ()) -> ExperimentSpec:
+    """Reads an experiment file (or a shipped experiment by name: ``quick``, ``bloodmnist_sizes`` ...)."""
+    path = resolve_experiment_path(source)
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} cannot be parsed: {err}.", "Fix its TOML/JSON syntax.") from None
+    for dotted, value in overrides:
+        raw = set_dotted(raw, dotted, value)
+    spec = parse_config(raw, ExperimentSpec)
+    for flag in spec.data_files:
+        from medbench.data.registry import get_dataset
+
+        get_dataset(flag)
+    return spec
+
+
+def resolve_experiment_path(source: str | Path) -> Path:
+    path = Path(source)
+    if path.exists():
+        return path
+    for suffix in (".toml", ".json"):
+        shipped = SHIPPED_DIR / f"{source}{suffix}"
+        if shipped.exists():
+            return shipped
+    names = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
+    raise ConfigError(
+        f"No experiment file {str(source)!r}.", f"Give a path, or one of the shipped experiments: {', '.join(names)}."
+    )
+
+
+def expand(spec: ExperimentSpec) -> list[Trial]:
+    """Every trial of the grid, validated; the order interleaves frameworks (A B C A B C ...) so that
+    a slow drift of the machine over the grid does not fall on one framework."""
+    g = spec.grid
+    trials = []
+    for dataset, size, model, variant, seed, framework in itertools.product(
+        g.datasets, g.sizes, g.models, spec.variants, g.seeds, g.frameworks
+    ):
+        raw: dict[str, Any] = json.loads(json.dumps(spec.base, default=str))
+        raw = set_dotted(raw, "framework", framework)
+        raw = set_dotted(raw, "model", model)
+        raw = set_dotted(raw, "seed", seed)
+        raw = set_dotted(raw, "data.dataset", dataset)
+        raw = set_dotted(raw, "data.size", size)
+        if dataset in spec.data_files:
+            raw = set_dotted(raw, "data.data_file", str(spec.data_files[dataset]))
+        for dotted, value in variant.set.items():
+            raw = set_dotted(raw, dotted, value)
+        raw = set_dotted(raw, "tags.variant", variant.name)
+        try:
+            config = parse_config(raw)
+        except ConfigError as err:
+            raise ConfigError(
+                f"Trial {dataset}/{size}/{model}/{variant.name}/{framework}/seed {seed}: {err.problem}", err.fix
+            ) from None
+        key = f"{dataset}-{size}-{model}-{variant.name}-{framework}-s{seed}"
+        labels = {"dataset": dataset, "size": size, "model": model, "variant": variant.name, "framework": framework,
+                  "seed": seed}  # fmt: skip
+        trials.append(Trial(key=key, config=config, variant=variant.name, labels=labels))
+    return trials

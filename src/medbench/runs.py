@@ -1,0 +1,117 @@
+"""Running an experiment: make sure the data is there, run every trial through an executor, summarise."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from medbench.errors import DownloadError
+from medbench.experiments import ExperimentSpec, Trial
+from medbench.results import ResultsStore
+
+
+def prepare_data(spec: ExperimentSpec, trials: list[Trial]) -> None:
+    """Downloads (once, here, before any worker starts) every official file the trials need.
+
+    Downloading in the parent keeps workers from racing on the same partial file; offline, the error says
+    how to point the experiment at a local copy instead.
+    """
+    from medbench.data.download import download_dataset
+
+    needed = sorted({(t.config.data.dataset, t.config.data.size) for t in trials if t.config.data.data_file is None})
+    for flag, size in needed:
+        root = next(t.config.data.root for t in trials if t.config.data.dataset == flag)
+        try:
+            download_dataset(flag, size, root=root)
+        except DownloadError as err:
+            raise DownloadError(
+                err.problem,
+                f"{err.fix} Or run the experiment on a local file in the official layout: "
+                f"`medbench run {spec.name} --data-file {flag}=PATH`.",
+            ) from None
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    trials: list[Trial],
+    done: dict[str, Any],
+    *,
+    store: ResultsStore,
+    executor: str,
+    address: str | None,
+    ray_cpus: int | None,
+    runs_root: Path,
+    on_event: Callable,
+) -> None:
+    from medbench.executors import Task, make_executor
+    from medbench.jobs import train_job
+
+    tasks = [
+        Task(
+            key=t.key,
+            job=train_job(t.config, runs_dir=runs_root / spec.name, experiment=spec.name),
+            cpus=spec.resources.cpus,
+            gpus=spec.resources.gpus,
+            timeout_s=spec.resources.timeout_s,
+        )
+        for t in trials
+        if t.key not in done and spec.measure.train
+    ]
+    make_executor(executor, address=address, num_cpus=ray_cpus).run(tasks, store_path=store.path, on_event=on_event)
+
+
+def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]]:
+    """Completed training runs of an experiment grouped over seeds: mean and std of the headline numbers."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in store.list_runs(experiment=experiment, kind="train", status="completed"):
+        variant = (r.config.get("tags") or {}).get("variant", "default")
+        groups[(r.dataset, r.size, r.model, variant, r.framework)].append(r)
+    rows = []
+    for (dataset, size, model, variant, framework), runs in sorted(groups.items()):
+        rows.append(
+            {
+                "dataset": dataset, "size": size, "model": model, "variant": variant, "framework": framework,
+                "n": len(runs),
+                **_mean_std("test_acc", [r.metrics.get("test_acc") for r in runs]),
+                **_mean_std("test_auc", [r.metrics.get("test_auc") for r in runs]),
+                **_mean_std("s_per_epoch", [r.timings.get("train_s_per_epoch") for r in runs]),
+                **_mean_std("images_per_s", [r.timings.get("steady_images_per_s") for r in runs]),
+                "official_data": all((r.dataset_provenance or {}).get("official") for r in runs),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _mean_std(name: str, values: list[float | None]) -> dict[str, float | None]:
+    clean = np.array([v for v in values if v is not None], dtype=float)
+    if clean.size == 0:
+        return {name: None, f"{name}_std": None}
+    return {name: float(clean.mean()), f"{name}_std": float(clean.std(ddof=1)) if clean.size > 1 else 0.0}
+
+
+def _pm(mean: float | None, std: float | None, digits: int) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std else f"{mean:.{digits}f}"
+
+
+def summary_table(store: ResultsStore, spec: ExperimentSpec) -> Table:
+    rows = comparison_rows(store, spec.name)
+    table = Table(title=f"{spec.name}: mean ± std over seeds (test split)")
+    for column in ("dataset", "model", "variant", "framework", "n", "test ACC", "test AUC", "s/epoch", "img/s"):
+        table.add_column(column, justify="left" if column in ("dataset", "model", "variant", "framework") else "right")
+    for row in rows:
+        data = f"{row['dataset']} {row['size']}px" + ("" if row["official_data"] else " (custom file)")
+        table.add_row(
+            data, row["model"], row["variant"], row["framework"], str(row["n"]),
+            _pm(row["test_acc"], row["test_acc_std"], 4), _pm(row["test_auc"], row["test_auc_std"], 4),
+            _pm(row["s_per_epoch"], row["s_per_epoch_std"], 2), _pm(row["images_per_s"], row["images_per_s_std"], 0),
+        )  # fmt: skip
+    if not rows:
+        table.caption = "no completed runs: see `medbench results --status failed`"
+    return table

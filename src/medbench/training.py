@@ -1,0 +1,434 @@
+"""One training run, framework-neutral: the loop every framework shares, run inside a worker process.
+
+The loop owns everything that must be identical across frameworks: the batches (the shared numpy pipeline),
+the learning rate of every step (:mod:`medbench.schedule`), when to evaluate, which checkpoint is "best",
+early stopping, and how time is measured (:class:`medbench.timing.Chrono`). A framework only runs
+``train_step`` and ``eval_logits`` (:class:`medbench.frameworks.base.Trainer`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medbench.config import RunConfig, parse_config
+from medbench.errors import MedbenchError
+
+CHECKPOINT_META = "checkpoint.json"
+BEST_WEIGHTS = "best"
+STATE_DIR = "state"
+PROGRESS_FILE = "progress.json"
+
+
+class TrainingDiverged(MedbenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Progress:
+    """What a resumed run needs to continue exactly where it stopped (saved after every epoch)."""
+
+    epochs_done: int = 0
+    step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    epochs_without_improvement: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / (PROGRESS_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=1))
+        os.replace(tmp, run_dir / PROGRESS_FILE)  # atomic: a crash never leaves half a file
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Progress:
+        return cls(**json.loads((run_dir / PROGRESS_FILE).read_text()))
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+
+def load_data(config: RunConfig):
+    from medbench.data.loading import load_dataset
+
+    d = config.data
+    return load_dataset(d.dataset, d.size, root=d.root, path=d.data_file)
+
+
+def normalization_for(config: RunConfig, data) -> Any:
+    """The normalisation every split shares: train statistics are computed once, from train only."""
+    from medbench.data.transforms import Normalization
+
+    if config.data.normalize == "dataset":
+        return Normalization.from_images(data["train"].images)
+    return config.data.normalize
+
+
+def make_batches(config: RunConfig, data, split: str, *, normalization, train: bool):
+    from medbench.data.pipeline import make_pipeline
+
+    d = config.data
+    return make_pipeline(
+        data,
+        split,
+        batch_size=config.recipe.batch_size if train else config.recipe.eval_batch_size,
+        shuffle=train,
+        seed=config.seed,
+        normalize=normalization,
+        resize_to=d.resize_to,
+        resize_method=d.resize_method,
+        to_rgb=d.to_rgb,
+        augment=d.augment if train and d.augment.enabled else None,
+    )
+
+
+def model_inputs(config: RunConfig, info) -> dict[str, int]:
+    return {
+        "num_classes": info.n_classes,
+        "in_channels": 3 if config.data.to_rgb else info.n_channels,
+        "image_size": config.data.input_size,
+    }
+
+
+def class_weights_for(config: RunConfig, data) -> list[float] | None:
+    """``balanced`` = n_samples / (n_classes * count), as scikit-learn's ``compute_class_weight``."""
+    weights = config.recipe.class_weights
+    if weights is None or data.multi_label:
+        return None
+    if weights != "balanced":
+        return [float(w) for w in weights]
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(data["train"].labels).reshape(-1)
+    classes = np.arange(data.info.n_classes)
+    present = np.unique(labels)
+    balanced = compute_class_weight("balanced", classes=present, y=labels)
+    full = np.ones(len(classes))
+    full[present] = balanced
+    return full.tolist()
+
+
+# ---- evaluation -------------------------------------------------------------------------------------------
+
+
+def predict_logits(predict, batches) -> tuple[np.ndarray, np.ndarray]:
+    """Runs ``predict`` over every batch of an (unshuffled) pipeline; returns (logits, labels)."""
+    logits, labels = [], []
+    for images, y in batches:
+        logits.append(np.asarray(predict(images), dtype=np.float32))
+        labels.append(y)
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate_split(
+    predict, batches, task, *, bootstrap: int = 0, seed: int = 0, class_names=None
+) -> dict[str, Any]:
+    """Official ACC/AUC and the extras of one split (an empty dict for an empty split)."""
+    from medbench.metrics import evaluate
+
+    if batches.n_samples == 0:
+        return {}
+    logits, labels = predict_logits(predict, batches)
+    result = evaluate(
+        labels, logits, task, from_logits=True, bootstrap=bootstrap, seed=seed, class_names=class_names,
+        on_missing="nan",
+    )  # fmt: skip
+    return result.to_dict()
+
+
+def _selection_value(metrics: dict[str, Any], select: str) -> float:
+    key = {"val_auc": "auc", "val_acc": "acc"}.get(select)
+    if key is None:
+        raise NotImplementedError(select)
+    value = metrics.get(key)
+    return float("nan") if value is None else float(value)
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------
+
+
+def train(
+    config: RunConfig,
+    *,
+    run_dir: Path,
+    store,
+    run_id: str | None = None,
+    experiment: str | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> str:
+    """Trains ``config`` in this process, records it in ``store``, and returns the run id."""
+    from medbench.environment import capture_environment
+    from medbench.frameworks import get_framework
+    from medbench.frameworks.base import OptimizerSpec, RuntimeSettings
+    from medbench.schedule import Schedule
+    from medbench.timing import Chrono, memory_usage
+
+    chrono = Chrono()
+    chrono.start()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The row exists before anything can fail, so every failure (a missing file included) is a result.
+    run_id = store.start_run(
+        run_id=run_id,
+        kind="train",
+        config=config.to_dict(),
+        framework=config.framework,
+        model=config.model,
+        dataset=config.data.dataset,
+        size=config.data.input_size,
+        seed=config.seed,
+        experiment=experiment,
+    )
+    progress = Progress()
+    try:
+        with chrono.phase("framework_import"):
+            fw = get_framework(config.framework)
+            r = config.runtime
+            applied = fw.configure(
+                RuntimeSettings(
+                    threads=r.threads,
+                    interop_threads=r.interop_threads,
+                    device=r.device,
+                    precision=r.precision,
+                    channels_last=r.channels_last,
+                )
+            )
+        chrono.sync = fw.synchronize
+        with chrono.phase("data_load"):
+            data = load_data(config)
+            normalization = normalization_for(config, data)
+            train_batches = make_batches(config, data, "train", normalization=normalization, train=True)
+            val_batches = make_batches(config, data, "val", normalization=normalization, train=False)
+        info = data.info
+        fw_env = {"name": fw.name, "versions": fw.versions(), "device": fw.device_name(), "runtime": applied}
+        store.update_run(
+            run_id,
+            environment=capture_environment(extra={"framework": fw_env}),
+            dataset_provenance=data.provenance.to_dict(),
+        )
+        with chrono.phase("model_build"):
+            model = fw.build_model(config.model, seed=config.seed, **model_inputs(config, info), **config.model_options)
+            opt = config.recipe.optimizer
+            weights = class_weights_for(config, data)
+            trainer = fw.create_trainer(
+                model,
+                optimizer=OptimizerSpec(
+                    name=opt.name, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov,
+                    weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps,
+                ),  # fmt: skip
+                loss="bce_with_logits" if data.multi_label else "cross_entropy",
+                label_smoothing=config.recipe.label_smoothing,
+                **({"class_weights": weights} if weights is not None else {}),
+            )
+            if resume and (run_dir / PROGRESS_FILE).exists():
+                progress = Progress.load(run_dir)
+                trainer.load_state(run_dir / STATE_DIR)
+        _write_checkpoint_meta(config, data, normalization, run_dir, fw.name)
+        steps_per_epoch = _steps_per_epoch(config, train_batches)
+        schedule = Schedule(
+            base_lr=config.recipe.optimizer.lr,
+            total_steps=config.recipe.epochs * steps_per_epoch,
+            kind=config.recipe.schedule.kind,
+            milestones=config.recipe.schedule.milestones,
+            gamma=config.recipe.schedule.gamma,
+            warmup_steps=round(config.recipe.schedule.warmup_epochs * steps_per_epoch),
+            min_lr=config.recipe.schedule.min_lr,
+            steps_per_epoch=steps_per_epoch,
+        )
+        _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_epoch, chrono, progress,
+              run_dir, info, quiet=quiet)  # fmt: skip
+        with chrono.phase("final_evaluation"):
+            fw.load_weights(trainer.model, _best_weights_path(run_dir))
+            metrics = _final_metrics(config, data, normalization, fw, trainer, info)
+        chrono.stop()
+        metrics["best_epoch"] = progress.best_epoch
+        metrics["epochs_run"] = progress.epochs_done
+        metrics["history"] = progress.history
+        timings = {**chrono.summary(), **_per_epoch(chrono, progress), **memory_usage(_gpu_peak(fw))}
+        store.finish_run(run_id, metrics=metrics, timings=timings, checkpoint_path=str(run_dir))
+        return run_id
+    except KeyboardInterrupt:
+        store.fail_run(
+            run_id,
+            f"interrupted by the user after {progress.epochs_done} epoch(s); best checkpoint kept in {run_dir}; "
+            f"continue with `medbench train --resume {run_dir}`",
+            status="interrupted",
+            timings=chrono.summary(),
+        )
+        raise
+    except BaseException as err:
+        store.fail_run(run_id, failure_reason(err), timings=chrono.summary())
+        raise
+
+
+def _steps_per_epoch(config: RunConfig, batches) -> int:
+    n = len(batches)
+    if config.recipe.max_steps_per_epoch:
+        n = min(n, config.recipe.max_steps_per_epoch)
+    if n == 0:
+        raise MedbenchError("The train split is empty.", "Use a data file with training images.")
+    return n
+
+
+def _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_epoch, chrono, progress, run_dir,
+          info, *, quiet: bool) -> None:  # fmt: skip
+    from medbench.progress import EpochProgress
+
+    select = config.recipe.select_metric
+    bar = EpochProgress(config.recipe.epochs, steps_per_epoch, title=_title(config), quiet=quiet)
+    with bar:
+        for epoch in range(progress.epochs_done, config.recipe.epochs):
+            bar.start_epoch(epoch)
+            losses = []
+            for i, (images, labels) in enumerate(train_batches.epoch(epoch)):
+                if i >= steps_per_epoch:
+                    break
+                with chrono.step(len(images)):
+                    result = trainer.train_step(images, labels, lr=schedule(progress.step))
+                if not math.isfinite(result.loss):
+                    raise TrainingDiverged(
+                        f"Training diverged: the loss is {result.loss} at epoch {epoch + 1}, step {i + 1}.",
+                        "Lower the learning rate (recipe.optimizer.lr), or try precision fp32.",
+                    )
+                losses.append(result.loss)
+                progress.step += 1
+                bar.step(result.loss, len(images))
+            with chrono.phase("evaluation"):
+                val = evaluate_split(trainer.eval_logits, val_batches, info.task)
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": schedule(progress.step - 1)}
+            record.update({f"val_{k}": val[k] for k in ("acc", "auc") if k in val})
+            progress.history.append(record)
+            improved = _update_best(progress, val, select, epoch)
+            with chrono.phase("checkpoint"):
+                if improved or not _best_weights_path(run_dir, must_exist=False).exists():
+                    fw.save_weights(trainer.model, run_dir / BEST_WEIGHTS)
+                progress.epochs_done = epoch + 1
+                trainer.save_state(run_dir / STATE_DIR)
+                progress.save(run_dir)
+            bar.end_epoch(record)
+            patience = config.recipe.early_stopping_patience
+            if patience and progress.epochs_without_improvement >= patience:
+                bar.note(f"early stop: no better {select} in {patience} epochs")
+                break
+
+
+def _update_best(progress: Progress, val: dict[str, Any], select: str, epoch: int) -> bool:
+    if not val:  # no validation split: the last epoch is the one kept
+        progress.best_epoch = epoch + 1
+        return True
+    value = _selection_value(val, select)
+    if math.isnan(value):
+        progress.epochs_without_improvement += 1
+        return progress.best_metric is None
+    if progress.best_metric is None or value > progress.best_metric:
+        progress.best_metric, progress.best_epoch = value, epoch + 1
+        progress.epochs_without_improvement = 0
+        return True
+    progress.epochs_without_improvement += 1
+    return False
+
+
+def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for split in ("train", "val", "test"):
+        batches = make_batches(config, data, split, normalization=normalization, train=False)
+        result = evaluate_split(
+            trainer.eval_logits, batches, info.task, bootstrap=1000 if split == "test" else 0, class_names=info.labels
+        )
+        for key, value in result.items():
+            metrics[f"{split}_{key}"] = value
+    return metrics
+
+
+def _per_epoch(chrono, progress: Progress) -> dict[str, float]:
+    summary = chrono.summary()
+    epochs = max(1, progress.epochs_done)
+    return {"train_s_per_epoch": summary["train_s"] / epochs}
+
+
+def _gpu_peak(fw):
+    return getattr(fw, "gpu_peak_bytes", None)
+
+
+def _best_weights_path(run_dir: Path, must_exist: bool = True) -> Path:
+    matches = sorted(p for p in run_dir.glob(BEST_WEIGHTS + ".*") if p.is_file())
+    if matches:
+        return matches[0]
+    if must_exist:
+        raise MedbenchError(f"No best checkpoint in {run_dir}.", "Train (or resume) the run first.")
+    return run_dir / (BEST_WEIGHTS + ".missing")
+
+
+def _title(config: RunConfig) -> str:
+    return f"{config.framework} {config.model} {config.data.dataset} {config.data.input_size}px seed {config.seed}"
+
+
+def _write_checkpoint_meta(config: RunConfig, data, normalization, run_dir: Path, framework: str) -> None:
+    """Everything ``evaluate`` and ``predict`` need to preprocess exactly as in training."""
+    from medbench.data.transforms import Normalization
+
+    norm = normalization if isinstance(normalization, Normalization) else None
+    meta = {
+        "config": config.to_dict(),
+        "framework": framework,
+        "dataset": data.info.flag,
+        "task": data.info.task.value,
+        "class_names": list(data.info.labels),
+        "in_channels": model_inputs(config, data.info)["in_channels"],
+        "source_channels": data.info.n_channels,
+        "image_size": config.data.size,
+        "input_size": config.data.input_size,
+        "normalization": {"mean": list(norm.mean), "std": list(norm.std)} if norm else config.data.normalize,
+        "provenance": data.provenance.to_dict(),
+    }
+    (run_dir / CHECKPOINT_META).write_text(json.dumps(meta, indent=1))
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line that says what went wrong, recognising out-of-memory errors from every framework."""
+    text = f"{type(err).__name__}: {err}".strip()
+    lowered = text.lower()
+    if isinstance(err, MemoryError) or "out of memory" in lowered or "resource_exhausted" in lowered or "oom" in lowered.split():
+        return f"out of memory: {text[:300]}"
+    if isinstance(err, MedbenchError):
+        return str(err)
+    return text[:500]
+
+
+# ---- the worker's entry point -----------------------------------------------------------------------------
+
+
+def run_training_job(job: dict[str, Any]) -> int:
+    """Called by :mod:`medbench.worker` in a fresh process; returns the exit code."""
+    from medbench.results import ResultsStore
+
+    config = parse_config(job["config"])
+    quiet = bool(os.environ.get("MEDBENCH_QUIET"))
+    try:
+        train(
+            config,
+            run_dir=Path(job["run_dir"]),
+            store=ResultsStore(job["store"]),
+            run_id=job["run_id"],
+            experiment=job.get("experiment"),
+            resume=job.get("resume", False),
+            quiet=quiet,
+        )
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except MedbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        traceback.print_exc()
+        print(f"error: {failure_reason(err)}", file=sys.stderr)
+        return 1
