@@ -28,8 +28,33 @@ def main(argv: list[str] | None = None) -> int:
         from medbench.bench.cell import run_bench_job
 
         return run_bench_job(job)
+    if kind == "selftest":
+        return _selftest(job)
     print(f"unknown job kind {kind!r}", file=sys.stderr)
     return 2
+
+
+def _selftest(job: dict) -> int:
+    """A framework-free job that exercises the process machinery (used by tests and `medbench doctor`-style
+    checks): ``action`` is ``ok`` (record a completed row), ``fail`` (record a failure), ``kill`` (die by
+    SIGKILL without recording anything) or ``exit`` (exit 3 without recording anything)."""
+    import os
+    import signal
+
+    from medbench.results import ResultsStore
+
+    action = job.get("action", "ok")
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if action == "exit":
+        return 3
+    store = ResultsStore(job["store"])
+    store.start_run(run_id=job["run_id"], **job["start"])
+    if action == "fail":
+        store.fail_run(job["run_id"], "selftest failure")
+        return 1
+    store.finish_run(job["run_id"], metrics={"pid": os.getpid()})
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""The Ray executor on a real local Ray cluster started by the test: trials run as Ray tasks and every row
+lands in the driver's store."""
+
+import pytest
+
+from medbench.executors import RayExecutor, Task
+from medbench.results import ResultsStore
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'medbench[ray]')")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def selftest(action: str, key: str) -> Task:
+    job = {"kind": "selftest", "action": action, "start": {"kind": "selftest", "config": {"key": key}}}
+    return Task(key=key, job=job, cpus=1)
+
+
+def test_trials_run_as_ray_tasks_and_rows_are_gathered_into_one_store(cluster, tmp_path):
+    store_path = tmp_path / "results.sqlite"
+    events = []
+    tasks = [selftest("ok", "a"), selftest("ok", "b"), selftest("kill", "c"), selftest("fail", "d")]
+    RayExecutor().run(tasks, store_path=store_path, on_event=lambda kind, key, rec: events.append((kind, key, rec)))
+    rows = {r.config["key"]: r for r in ResultsStore(store_path).list_runs()}
+    assert set(rows) == {"a", "b", "c", "d"}
+    assert rows["a"].status == rows["b"].status == "completed"
+    assert rows["c"].status == "failed" and "SIGKILL" in rows["c"].failure_reason
+    assert rows["d"].failure_reason == "selftest failure"
+    # Each trial ran in its own worker process on the cluster, not in the driver.
+    import os
+
+    assert os.getpid() not in {rows["a"].metrics["pid"], rows["b"].metrics["pid"]}
+    assert sorted(k for kind, k, _ in events if kind == "done") == ["a", "b", "c", "d"]
+
+
+def test_rows_gathered_twice_are_not_duplicated(cluster, tmp_path):
+    store_path = tmp_path / "results.sqlite"
+    task = selftest("ok", "x")
+    RayExecutor().run([task], store_path=store_path, on_event=lambda *a: None)
+    store = ResultsStore(store_path)
+    row = store.list_runs()[0]
+    store.import_run(row.to_dict())
+    assert len(store.list_runs()) == 1
