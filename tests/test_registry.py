@@ -86,3 +86,15 @@ def test_variants_register_beside_the_official_datasets():
             registry.register_dataset(variant)
     finally:
         registry._REGISTRY.pop("breastmnist_test_variant", None)
+
+
+def test_dermamnist_variants_are_registered_with_their_own_files():
+    for flag, train in (("dermamnist_c", 8215), ("dermamnist_e", 10015)):
+        info = registry.get_dataset(flag)
+        assert info.base == "dermamnist" and info.sizes == (28, 224)
+        assert info.labels == registry.get_dataset("dermamnist").labels
+        assert info.n_samples["train"] == train and info.license == "CC BY-NC 4.0"
+        assert "11101337" in info.remote(224).url
+    assert registry.get_dataset("dermamnist_c").filename(28) == "dermamnist_corrected_28.npz"
+    with pytest.raises(InvalidSizeError, match="28, 224"):
+        registry.get_dataset("dermamnist_e").filename(64)

@@ -67,6 +67,9 @@ def datasets_command(
         info = registry.get_dataset(flag)
         cells = []
         for size in registry.SIZES:
+            if size not in info.sizes:  # a variant published at fewer sizes
+                cells.append("")
+                continue
             path = registry.local_path(flag, size, root)
             verified = verify_dataset_file(flag, size, root=root).ok if verify and path.exists() else None
             cells.append(_status_cell(path, verified))
@@ -135,6 +138,8 @@ def verify_command(
     bad = checked = 0
     for flag in flags:
         for s in sizes:
+            if s not in registry.get_dataset(flag).sizes:
+                continue
             result = verify_dataset_file(flag, s, root=root)
             if not result.exists and not names:
                 continue  # without names, only what is on disk is checked

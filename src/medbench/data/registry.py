@@ -40,6 +40,7 @@ class RemoteFile:
 
     url: str
     md5: str
+    file_name: str | None = None  # when a variant's files do not follow {flag}_{size}.npz
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class DatasetInfo:
     def filename(self, size: int = 28) -> str:
         """The official file name: ``{flag}.npz`` at 28 px, ``{flag}_{size}.npz`` otherwise."""
         check_size(size, self)
+        if self.files[size].file_name:
+            return self.files[size].file_name
         return f"{self.flag}.npz" if size == 28 else f"{self.flag}_{size}.npz"
 
     def remote(self, size: int = 28) -> RemoteFile:
@@ -87,8 +90,8 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
     return info
 
 
-def _load_official() -> None:
-    text = resources.files("medbench.data").joinpath("medmnist_v3.json").read_text(encoding="utf-8")
+def _load(file_name: str) -> None:
+    text = resources.files("medbench.data").joinpath(file_name).read_text(encoding="utf-8")
     for flag, d in json.loads(text)["datasets"].items():
         register_dataset(
             DatasetInfo(
@@ -101,15 +104,17 @@ def _load_official() -> None:
                 license=d["license"],
                 description=d["description"],
                 files={int(s): RemoteFile(**f) for s, f in d["files"].items()},
+                base=d.get("base"),
             )
         )
 
 
-_load_official()
+_load("medmnist_v3.json")  # the 12 official 2D datasets
+_load("dermamnist_variants.json")  # DermaMNIST-C and -E (Abhishek et al., Sci Data 2025)
 
 
 def list_datasets() -> list[str]:
-    """All registered dataset flags, official ones first in MedMNIST order."""
+    """All registered dataset flags, official ones first in MedMNIST order, then variants."""
     return list(_REGISTRY)
 
 
