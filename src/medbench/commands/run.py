@@ -135,8 +135,9 @@ def run_command(
 
 
 def _write_report(results, experiment: str, folder: Path) -> Path | None:
+    from medbench.report import NoRunsError, write_report
+
     try:
-        from medbench.report import write_report
-    except ImportError:
+        return write_report(results, folder, experiment=experiment).html
+    except NoRunsError:
         return None
-    return write_report(results, output=folder, experiment=experiment)

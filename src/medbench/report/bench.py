@@ -1,0 +1,101 @@
+"""The inference-benchmark section: ``kind="bench"`` rows, summarised and drawn by :mod:`medbench.bench`.
+
+The benchmark's own aggregation (:func:`medbench.bench.summary.aggregate`: medians over repeats with their
+min-max range), table cells (:func:`~medbench.bench.summary.table_rows`) and figures
+(:mod:`medbench.bench.plots`) are reused as they are, so ``medbench bench`` and the report never disagree.
+Those plot functions write files; their bytes are read back to be embedded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from medbench.report.document import Cell, Figure, Note, Row, Section, Table
+from medbench.results import RunRecord
+
+# Column of table_rows -> shown right-aligned; the others are text.
+_NUMERIC = (
+    "size",
+    "p50 ms (range)",
+    "p99 ms",
+    "best img/s (batch)",
+    "cold start s",
+    "compile s",
+    "peak RSS MiB",
+    "% of peak",
+    "max |diff|",
+)
+# (file suffix, plot function name in medbench.bench.plots, caption)
+_FIGURES: tuple[tuple[str, str, str], ...] = (
+    (
+        "latency vs size",
+        "plot_latency_vs_size",
+        "Single-stream (batch 1) p50 latency per engine: median of repeats, bars min–max; lower is better.",
+    ),
+    (
+        "throughput",
+        "plot_throughput_vs_batch",
+        "Offline throughput per engine against batch size, one panel per image size; higher is better.",
+    ),
+    (
+        "cold start",
+        "plot_cold_start",
+        "Cold start: process start to first prediction; the hatched part is compilation.",
+    ),
+)
+
+
+def bench_table(summaries: Sequence) -> Table:
+    from medbench.bench.summary import table_rows
+
+    rows = table_rows(summaries)
+    headers = tuple(rows[0]) if rows else ()
+    body = []
+    for row, summary in zip(rows, summaries, strict=True):
+        cells = []
+        for header, text in row.items():
+            tone = ("bad" if summary.status != "ok" else "") if header == "status" else ""
+            cells.append(Cell(text, tone, numeric=header in _NUMERIC))
+        body.append(Row(tuple(cells)))
+    return Table(headers, tuple(body), name="bench", caption="Medians over repeats (min–max range)")
+
+
+def bench_figures(summaries: Sequence, names: Callable[[str], str]) -> list[Figure]:
+    """The benchmark's three figures per model, read back as PNG bytes."""
+    from medbench.bench import plots as bench_plots
+
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="medbench-report-") as folder:
+        for model in dict.fromkeys(s.model for s in summaries):
+            for suffix, function, caption in _FIGURES:
+                path = getattr(bench_plots, function)(
+                    summaries, model, Path(folder) / f"{model}-{suffix}.png"
+                )
+                if path is not None:
+                    name = names(f"bench {model} {suffix}")
+                    figures.append(Figure(name, caption, Path(path).read_bytes(), f"{suffix}, {model}"))
+    return figures
+
+
+def bench_section(runs: Sequence[RunRecord], names: Callable[[str], str]) -> Section | None:
+    """None when no benchmark row exists."""
+    rows = [r for r in runs if r.kind == "bench" and r.status != "running"]
+    if not rows:
+        return None
+    try:
+        from medbench.bench.summary import aggregate
+    except ImportError:  # a medbench without the benchmark package can still report training
+        note = Note(f"{len(rows)} benchmark row(s), but medbench.bench is not installed to summarise them.")
+        return Section("Inference benchmark", "inference", [note])
+    summaries = aggregate(rows)
+    blocks: list = [bench_table(summaries), *bench_figures(summaries, names)]
+    blocks.append(
+        Note(
+            "Every engine's outputs are checked against PyTorch eager fp32 before it is timed; an engine "
+            "with wrong answers is marked in the status column and is not timed.",
+            "muted",
+        )
+    )
+    return Section("Inference benchmark", "inference", blocks)

@@ -1,0 +1,759 @@
+"""Turns stored runs into the report's :class:`~medbench.report.document.Document`.
+
+The order follows what a reader needs to choose a framework: the verdict at a glance first, then the
+evidence per dataset (tables beside the published figures, plots, per-seed details), then the inference
+benchmark, what failed, the environment, and the references with their sources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from medbench.report import plots
+from medbench.report.aggregate import (
+    CI,
+    SPREAD_CRITERION_POINTS,
+    Comparison,
+    FrameworkResult,
+    Stat,
+    compare,
+    framework_sort_key,
+    group_environments,
+    metric,
+    stored_ci,
+    timing,
+    unfinished_runs,
+)
+from medbench.report.bench import bench_section
+from medbench.report.document import Cell, Details, Document, Figure, Note, Row, Section, Table
+from medbench.report.references import (
+    MEDMNIST_PLUS_NOTE,
+    SOURCES,
+    UPSAMPLED_NOTE,
+    Reference,
+    load_references,
+    match_references,
+)
+from medbench.results import RunRecord
+
+DASH = "–"
+CI_HINT = "95% percentile bootstrap CI over the test set, of the seed with the best validation AUC"
+
+
+# ---- formatting -----------------------------------------------------------------------------------------
+
+
+def pct(stat: Stat | None, digits: int = 1) -> str:
+    """A fraction over seeds as percent: ``91.2 ± 0.4``; a single seed shows no spread."""
+    if stat is None:
+        return DASH
+    text = f"{stat.mean * 100:.{digits}f}"
+    return f"{text} ± {stat.std * 100:.{digits}f}" if stat.std is not None else text
+
+
+def pct_value(value: float | None, digits: int = 1) -> str:
+    return DASH if value is None else f"{value * 100:.{digits}f}"
+
+
+def ci_text(ci: CI | None, digits: int = 1, *, with_seed: bool = True) -> str:
+    """``[90.1, 92.3] (seed 1)``, in percent."""
+    if ci is None:
+        return DASH
+    seed = f" (seed {ci.seed})" if with_seed and ci.seed is not None else ""
+    return f"[{ci.low * 100:.{digits}f}, {ci.high * 100:.{digits}f}]{seed}"
+
+
+def number(stat: Stat | None, digits: int = 2, *, spread: bool = True) -> str:
+    """Seconds, images/s ...: ``12.30 ± 0.21``; large values get thousands separators and no decimals."""
+    if stat is None:
+        return DASH
+    d = 0 if stat.mean >= 1000 else digits
+    text = f"{stat.mean:,.{d}f}"
+    return f"{text} ± {stat.std:,.{d}f}" if spread and stat.std is not None else text
+
+
+def _float_text(value: object, digits: int = 2, suffix: str = "") -> str:
+    return f"{value:,.{digits}f}{suffix}" if isinstance(value, (int, float)) else DASH
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("→", "to")).strip("-") or "x"
+
+
+class _Names:
+    """Unique figure file stems within one report."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, text: str) -> str:
+        base = name = slug(text)
+        i = 2
+        while name in self._seen:
+            name, i = f"{base}-{i}", i + 1
+        self._seen.add(name)
+        return name
+
+
+# ---- header and glance ----------------------------------------------------------------------------------
+
+
+def _when(text: str | None) -> str:
+    return (text or "")[:16].replace("T", " ")
+
+
+def header_facts(
+    runs: Sequence[RunRecord], *, store_path: str, filters: str, generated_at: datetime
+) -> list[tuple[str, str]]:
+    """The header's key figures: when, where from, how many runs of which kind and outcome."""
+    train = [r for r in runs if r.kind == "train" and r.status == "completed"]
+    bench = [r for r in runs if r.kind == "bench" and r.status == "completed"]
+    by_status = defaultdict(int)
+    for r in runs:
+        by_status[r.status] += 1
+    outcome = [f"{len(train)} completed training", f"{len(bench)} benchmark"]
+    outcome += [f"{by_status[s]} {s}" for s in ("failed", "interrupted", "running") if by_status[s]]
+    frameworks = sorted({r.framework for r in runs if r.framework}, key=framework_sort_key)
+    seeds = sorted({r.seed for r in train if r.seed is not None})
+    ends = [r.finished_at or r.created_at for r in runs]
+    return [
+        ("Generated", generated_at.strftime("%Y-%m-%d %H:%M UTC")),
+        ("Store", store_path),
+        ("Selection", filters),
+        ("Runs", f"{len(runs)} ({', '.join(outcome)})"),
+        ("Datasets", ", ".join(sorted({r.dataset for r in runs if r.dataset})) or DASH),
+        ("Frameworks", ", ".join(frameworks) or DASH),
+        ("Models", ", ".join(sorted({r.model for r in runs if r.model})) or DASH),
+        ("Seeds", ", ".join(map(str, seeds)) or DASH),
+        ("Period", f"{_when(min(r.created_at for r in runs))} → {_when(max(ends))} UTC" if runs else DASH),
+    ]
+
+
+def _source_cell(c: Comparison) -> Cell:
+    source = c.key.source
+    if source.kind == "official":
+        return Cell("official ✓", "good", source.label(c.key.dataset))
+    if source.kind == "custom":
+        return Cell("CUSTOM file", "warn", source.label(c.key.dataset))
+    return Cell(source.kind, "warn", source.label(c.key.dataset))
+
+
+def spread_cells(c: Comparison) -> tuple[Cell, Cell]:
+    spread = c.acc_spread_points
+    if spread is None:
+        return Cell(DASH, "muted"), Cell("– (one framework)", "muted")
+    verdict = Cell("✓ yes", "good") if c.within_criterion else Cell("✗ no", "bad")
+    return Cell(f"{spread:.2f} pts", numeric=True), verdict
+
+
+def _speed_cells(c: Comparison) -> tuple[Cell, Cell]:
+    """The fastest framework by s/epoch, and how many times slower the slowest one is."""
+    timed = sorted((f.s_per_epoch.mean, f.framework) for f in c.frameworks if f.s_per_epoch is not None)
+    if not timed:
+        return Cell(DASH), Cell(DASH)
+    (fastest, name), (slowest, _) = timed[0], timed[-1]
+    hint = "timings on different machines" if c.machines > 1 else ""
+    # One framework timed (or a zero time) leaves nothing to compare.
+    ratio = f"{slowest / fastest:.2f}×" if len(timed) > 1 and fastest > 0 else DASH
+    return Cell(f"{name} ({fastest:.2f} s)", "warn" if hint else "", hint), Cell(ratio, numeric=True)
+
+
+def glance_table(comparisons: Sequence[Comparison]) -> Table:
+    """One row per comparison: every framework's test ACC, the spread and the 1.5-point verdict, the speed."""
+    frameworks = sorted({f.framework for c in comparisons for f in c.frameworks}, key=framework_sort_key)
+    headers = (
+        "Dataset",
+        "Size",
+        "Model",
+        "Data",
+        *(f"{fw} ACC %" for fw in frameworks),
+        "ACC spread",
+        f"≤ {SPREAD_CRITERION_POINTS:g} pts",
+        "Fastest (s/epoch)",
+        "Slowest ÷ fastest",
+    )
+    rows = []
+    for c in comparisons:
+        best = max((f.test_acc.mean for f in c.frameworks if f.test_acc), default=None)
+        acc_cells = []
+        for fw in frameworks:
+            result = c.result(fw)
+            if result is None or result.test_acc is None:
+                acc_cells.append(Cell(DASH, "muted"))
+                continue
+            tone = "best" if len(c.frameworks) > 1 and result.test_acc.mean == best else ""
+            acc_cells.append(Cell(f"{pct(result.test_acc)} (n={result.test_acc.n})", tone, numeric=True))
+        model = c.key.model + (f" [{c.variant_label}]" if c.variant_label else "")
+        rows.append(
+            Row(
+                (
+                    Cell(c.key.dataset),
+                    Cell(c.key.size_label),
+                    Cell(model),
+                    _source_cell(c),
+                    *acc_cells,
+                    *spread_cells(c),
+                    *_speed_cells(c),
+                )
+            )
+        )
+    return Table(headers, tuple(rows), name="glance")
+
+
+def how_to_read() -> Section:
+    text = [
+        "Test ACC and AUC are the official MedMNIST metrics, in percent: mean ± sample standard deviation "
+        "over seeds (n = number of seeds). The 95% CI is the percentile bootstrap (1,000 resamples of the "
+        "test set) of the seed with the best validation AUC, chosen without looking at the test set.",
+        f"Frameworks agree when their mean test ACCs lie within {SPREAD_CRITERION_POINTS:g} percentage "
+        "points (the ACC spread is the largest mean minus the smallest).",
+        "s/epoch is training time over epochs, evaluation excluded; train img/s is the steady-state step "
+        "rate (the first, compiling step excluded, which is shown apart as 'first step'). Times compare "
+        "only between runs on the same machine (see Environment).",
+    ]
+    return Section("How to read this report", "how-to-read", [Note(t) for t in text])
+
+
+# ---- one comparison ---------------------------------------------------------------------------------------
+
+
+def _status_text(f: FrameworkResult, unfinished: Sequence[RunRecord]) -> str:
+    """``measured``, or how many more runs of this framework failed or were interrupted."""
+    lost = [r.status for r in unfinished if r.framework == f.framework]
+    if not lost:
+        return "measured"
+    counts = ", ".join(f"{lost.count(s)} {s}" for s in dict.fromkeys(lost))
+    return f"measured; {counts}"
+
+
+def _framework_row(
+    f: FrameworkResult, best_acc: float | None, several: bool, unfinished: Sequence[RunRecord] = ()
+) -> Row:
+    tone = "best" if several and f.test_acc and f.test_acc.mean == best_acc else ""
+    status = _status_text(f, unfinished)
+    seeds = f"{len(f.runs)} ({', '.join(map(str, f.seeds))})" if f.seeds else str(len(f.runs))
+    return Row(
+        (
+            Cell(f.framework, tone),
+            Cell(seeds, numeric=True),
+            Cell(pct(f.test_acc), tone, numeric=True),
+            Cell(ci_text(f.acc_ci), hint=CI_HINT, numeric=True),
+            Cell(pct(f.test_auc, 2), numeric=True),
+            Cell(ci_text(f.auc_ci, 2), hint=CI_HINT, numeric=True),
+            Cell(number(f.s_per_epoch), numeric=True),
+            Cell(number(f.images_per_s, 0), numeric=True),
+            Cell(number(f.first_step_s, spread=False), numeric=True),
+            Cell(status, "warn" if status != "measured" else ""),
+        )
+    )
+
+
+def _reference_row(ref: Reference, same_model: bool) -> Row:
+    label = f"published · {ref.paper} · {ref.model}" + ("" if same_model else " (other model)")
+    acc = pct_value(ref.test_acc) + (" (unverified)" if ref.acc_unverified else "")
+    auc = pct_value(ref.test_auc, 2) + (
+        " (unverified)" if ref.auc_unverified and not ref.acc_unverified else ""
+    )
+    status_tone = "warn" if ref.acc_unverified or ref.auc_unverified else "muted"
+    status = ("⚠ " if ref.acc_unverified or ref.auc_unverified else "") + ref.status
+    hint = "; ".join(x for x in (ref.source, ref.note) if x)
+    return Row(
+        (
+            Cell(label, hint=hint),
+            Cell(DASH),
+            Cell(acc, "warn" if ref.acc_unverified else "", numeric=True),
+            Cell(DASH),
+            Cell(auc, numeric=True),
+            Cell(DASH),
+            Cell(DASH),
+            Cell(DASH),
+            Cell(DASH),
+            Cell(status, status_tone, hint=ref.note),
+        ),
+        kind="ref",
+    )
+
+
+VERDICT_HEADERS = (
+    "Framework / source",
+    "Seeds",
+    "Test ACC %",
+    "ACC 95% CI",
+    "Test AUC %",
+    "AUC 95% CI",
+    "s / epoch",
+    "train img/s",
+    "first step s",
+    "Status",
+)
+
+
+def verdict_table(c: Comparison, refs: list[Reference], same_model: bool) -> Table:
+    """The frameworks side by side, then the published figures for the same dataset (and model)."""
+    best = max((f.test_acc.mean for f in c.frameworks if f.test_acc), default=None)
+    rows = [_framework_row(f, best, len(c.frameworks) > 1, c.failed) for f in c.frameworks]
+    rows += [_reference_row(r, same_model) for r in refs]
+    return Table(VERDICT_HEADERS, tuple(rows), name="verdict")
+
+
+def _comparison_notes(c: Comparison, refs: list[Reference], same_model: bool) -> list[Note]:
+    key = c.key
+    notes = []
+    spread = c.acc_spread_points
+    if spread is not None:
+        verdict = "within" if c.within_criterion else "OUTSIDE"
+        mark = "✓" if c.within_criterion else "✗"
+        notes.append(
+            Note(
+                f"{mark} ACC spread across frameworks: {spread:.2f} points, {verdict} the "
+                f"{SPREAD_CRITERION_POINTS:g}-point criterion.",
+                "good" if c.within_criterion else "bad",
+            )
+        )
+    data = f"Data: {key.source.label(key.dataset)}."
+    if key.source.note:
+        data += f" Loader's note: {key.source.note}."
+    if key.source.kind != "official":
+        data += " Published figures are for the official files and compare only loosely."
+    notes.append(Note(data, "info" if key.source.kind == "official" else "warn"))
+    notes.append(Note(f"Recipe: {c.recipe}."))
+    if c.machines > 1:
+        notes.append(
+            Note(f"These runs used {c.machines} different machines: compare their times with care.", "warn")
+        )
+    for run in c.failed:
+        notes.append(
+            Note(
+                f"{run.framework} seed {run.seed} {run.status}: {run.failure_reason or 'no reason recorded'}",
+                "warn",
+            )
+        )
+    if key.input_size != key.size:
+        notes.append(Note(f"Upsampled {key.size} → {key.input_size} px. {UPSAMPLED_NOTE}"))
+    if refs and not same_model:
+        notes.append(
+            Note(
+                f"No published figure for {key.model}; shown for context: the best published ACC of "
+                f"each paper on {key.dataset} at {key.size_label} px.",
+                "muted",
+            )
+        )
+    if any(r.acc_unverified or r.auc_unverified for r in refs):
+        notes.append(
+            Note(
+                "Figures marked unverified have not been checked against the paper: do not quote "
+                "them as fact.",
+                "warn",
+            )
+        )
+    return notes
+
+
+# Per-epoch figures of the stored history: key, plot label, what the caption says.
+CURVES: tuple[tuple[str, str, str], ...] = (
+    ("val_auc", "validation AUC", "Validation AUC per epoch (the checkpoint-selection metric)"),
+    ("train_loss", "training loss", "Training loss per epoch"),
+)
+
+
+def _curves(c: Comparison, key: str) -> dict[str, list[list[tuple[int, float]]]]:
+    """Per framework, one (epoch, value) list per seed from the stored ``history``."""
+    curves = {}
+    for f in c.frameworks:
+        seeds = []
+        for run in f.runs:
+            history = metric(run, "history") or []
+            points = [(int(h["epoch"]), h[key]) for h in history if "epoch" in h and h.get(key) is not None]
+            if points:
+                seeds.append(points)
+        if seeds:
+            curves[f.framework] = seeds
+    return curves
+
+
+def curve_figures(c: Comparison, names: _Names) -> list[Figure]:
+    figures = []
+    for key, label, caption in CURVES:
+        curves = _curves(c, key)
+        if not curves:
+            continue
+        png = plots.training_curves(
+            curves, title=f"{label[0].upper()}{label[1:]} per epoch · {c.title}", ylabel=label
+        )
+        figures.append(
+            Figure(
+                names(f"{c.title} {key}"),
+                f"{caption}: mean over seeds, band = min–max.",
+                png,
+                f"{label} per epoch, {c.title}",
+            )
+        )
+    return figures
+
+
+def _class_legend(run: RunRecord) -> str:
+    names = (metric(run, "test_per_class") or {}).get("name") or []
+    short = [n if len(n) <= 28 else n[:27] + "…" for n in names]
+    return "; ".join(f"{i} = {n}" for i, n in enumerate(short))
+
+
+def _is_square_matrix(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(isinstance(row, list) and len(row) == len(value) for row in value)
+        and all(isinstance(x, (int, float)) for row in value for x in row)
+    )
+
+
+def _confusion_figure(c: Comparison, names: _Names) -> Figure | None:
+    matrices, legend = [], ""
+    for f in c.frameworks:
+        run = f.best_run
+        counts = metric(run, "test_confusion_matrix") if run else None
+        # Multi-label tasks store one 2x2 matrix per label: a different picture, left to the store.
+        if not _is_square_matrix(counts):
+            continue
+        matrices.append(plots.Matrix(f"{f.framework} (seed {run.seed})", counts))
+        legend = legend or _class_legend(run)
+    if not matrices:
+        return None
+    kind = "matrices" if len(matrices) > 1 else "matrix"
+    png = plots.confusion_matrices(matrices, title=f"Test confusion {kind} · {c.title}")
+    caption = "One run per framework (best validation AUC). Classes: " + (legend or "by index")
+    return Figure(
+        names(f"{c.title} confusion"), caption, png, f"Confusion matrices, {c.title}", wide=len(matrices) > 1
+    )
+
+
+def _run_rows(c: Comparison) -> Table:
+    headers = (
+        "Framework",
+        "Seed",
+        "Run",
+        "Test ACC %",
+        "ACC 95% CI",
+        "Test AUC %",
+        "AUC 95% CI",
+        "Balanced ACC %",
+        "Macro F1",
+        "Best / run epochs",
+        "s / epoch",
+        "img/s",
+        "Peak RSS",
+        "Finished",
+    )
+    rows = []
+    for f in c.frameworks:
+        for run in f.runs:
+            acc_ci = stored_ci(run, "test_acc_ci")
+            auc_ci = stored_ci(run, "test_auc_ci")
+            rss = timing(run, "peak_rss_bytes")
+            rows.append(
+                Row(
+                    (
+                        Cell(f.framework),
+                        Cell(str(run.seed), numeric=True),
+                        Cell(run.run_id[:8], "muted", run.run_id),
+                        Cell(pct_value(metric(run, "test_acc")), numeric=True),
+                        Cell(ci_text(acc_ci, with_seed=False), numeric=True),
+                        Cell(pct_value(metric(run, "test_auc"), 2), numeric=True),
+                        Cell(ci_text(auc_ci, 2, with_seed=False), numeric=True),
+                        Cell(pct_value(metric(run, "test_balanced_accuracy")), numeric=True),
+                        Cell(_float_text(metric(run, "test_macro_f1"), 3), numeric=True),
+                        Cell(
+                            f"{metric(run, 'best_epoch') or DASH} / {metric(run, 'epochs_run') or DASH}",
+                            numeric=True,
+                        ),
+                        Cell(_float_text(timing(run, "train_s_per_epoch")), numeric=True),
+                        Cell(_float_text(timing(run, "steady_images_per_s"), 0), numeric=True),
+                        Cell(
+                            _float_text(rss / 2**30 if isinstance(rss, (int, float)) else None, 2, " GiB"),
+                            numeric=True,
+                        ),
+                        Cell(_when(run.finished_at)),
+                    )
+                )
+            )
+    return Table(headers, tuple(rows), name="runs")
+
+
+def _provenance_rows(c: Comparison) -> list[Note]:
+    """The exact file of a custom source, so it can be traced (its hash in full)."""
+    source = c.key.source
+    if source.kind != "custom":
+        return []
+    return [
+        Note(
+            f"Custom data file: {source.path or '?'} · sha256 {source.sha256 or '?'}"
+            + (f" · {source.note}" if source.note else ""),
+            "warn",
+        )
+    ]
+
+
+def comparison_section(c: Comparison, names: _Names, references: tuple[Reference, ...]) -> Section:
+    refs, same_model = match_references(c.key.dataset, c.key.model, c.key.size, c.key.input_size, references)
+    blocks: list = [verdict_table(c, refs, same_model), *_comparison_notes(c, refs, same_model)]
+    blocks += curve_figures(c, names)
+    confusion = _confusion_figure(c, names)
+    if confusion is not None:
+        blocks.append(confusion)
+    blocks.append(
+        Details(f"Every run ({sum(len(f.runs) for f in c.frameworks)})", (_run_rows(c), *_provenance_rows(c)))
+    )
+    return Section(c.title, slug(c.title), blocks, level=3)
+
+
+# ---- per dataset -------------------------------------------------------------------------------------------
+
+
+def accuracy_figures(comparisons: Sequence[Comparison], dataset: str, names: _Names) -> list[Figure]:
+    """Accuracy vs image size, one plot per model (and recipe variant, and official vs custom data)."""
+    lines: dict[tuple, dict[str, list[plots.Point]]] = defaultdict(lambda: defaultdict(list))
+    labels: dict[tuple, str] = {}
+    for c in comparisons:
+        curve = c.key.curve_key
+        for f in c.frameworks:
+            if f.test_acc is not None:
+                point = plots.Point(
+                    c.key.input_size + c.key.size / 1000,
+                    c.key.size_label,
+                    f.test_acc.mean * 100,
+                    None if f.test_acc.std is None else f.test_acc.std * 100,
+                )
+                lines[curve][f.framework].append(point)
+        data = "" if c.key.source.is_official else " · custom data"
+        labels[curve] = (
+            f"{dataset} · {c.key.model}" + (f" [{c.variant_label}]" if c.variant_label else "") + data
+        )
+    figures = []
+    for curve, series in lines.items():
+        if len({p.label for points in series.values() for p in points}) < 2:
+            continue  # one size is no curve; the tables already hold the number
+        ordered = {fw: series[fw] for fw in sorted(series, key=framework_sort_key)}
+        png = plots.accuracy_vs_size(ordered, title=f"Test ACC vs image size · {labels[curve]}")
+        figures.append(
+            Figure(
+                names(f"{labels[curve]} acc vs size"),
+                "Mean test ACC over seeds per framework; error bars ±1 standard deviation.",
+                png,
+                f"Test accuracy vs image size, {labels[curve]}",
+            )
+        )
+    return figures
+
+
+def time_figure(comparisons: Sequence[Comparison], dataset: str, names: _Names) -> Figure | None:
+    timed = [c for c in comparisons if any(f.s_per_epoch for f in c.frameworks)]
+    if sum(1 for c in timed for f in c.frameworks if f.s_per_epoch) < 2:
+        return None  # a single bar compares nothing
+    frameworks = sorted({f.framework for c in timed for f in c.frameworks}, key=framework_sort_key)
+    groups = [f"{c.key.model} {c.key.size_label}" + ("*" if c.variant_label else "") for c in timed]
+    values = {fw: [_mean(c.result(fw), "s_per_epoch") for c in timed] for fw in frameworks}
+    errors = {fw: [_std(c.result(fw), "s_per_epoch") for c in timed] for fw in frameworks}
+    png = plots.grouped_bars(
+        groups,
+        values,
+        errors=errors,
+        title=f"Training time per epoch · {dataset}",
+        ylabel="seconds per epoch",
+    )
+    caption = "Mean over seeds, error bars ±1 standard deviation; lower is faster."
+    if any(c.machines > 1 for c in timed) or len({c.machines for c in timed}) > 1:
+        caption += " Some groups ran on several machines: see Environment."
+    return Figure(
+        names(f"{dataset} seconds per epoch"), caption, png, f"Seconds per epoch per framework, {dataset}"
+    )
+
+
+def _mean(result: FrameworkResult | None, name: str) -> float | None:
+    stat = getattr(result, name, None) if result else None
+    return stat.mean if stat else None
+
+
+def _std(result: FrameworkResult | None, name: str) -> float | None:
+    stat = getattr(result, name, None) if result else None
+    return stat.std if stat else None
+
+
+def dataset_section(
+    dataset: str, comparisons: list[Comparison], names: _Names, references: tuple[Reference, ...]
+) -> Section:
+    blocks: list = [*accuracy_figures(comparisons, dataset, names)]
+    figure = time_figure(comparisons, dataset, names)
+    if figure is not None:
+        blocks.append(figure)
+    blocks += [comparison_section(c, names, references) for c in comparisons]
+    return Section(f"{dataset}", slug(f"dataset {dataset}"), blocks)
+
+
+# ---- failures, environment, references ---------------------------------------------------------------------
+
+
+def failures_section(runs: Sequence[RunRecord]) -> Section:
+    unfinished = unfinished_runs(runs)
+    if not unfinished:
+        return Section("Failed and interrupted runs", "failures", [Note("None: every run finished.", "good")])
+    headers = ("Run", "Kind", "Status", "Framework", "Model", "Dataset", "Size", "Seed", "Started", "Reason")
+    rows = tuple(
+        Row(
+            (
+                Cell(r.run_id[:8], "muted", r.run_id),
+                Cell(r.kind),
+                Cell(r.status, "bad" if r.status == "failed" else "warn"),
+                Cell(r.framework or DASH),
+                Cell(r.model or DASH),
+                Cell(r.dataset or DASH),
+                Cell(DASH if r.size is None else str(r.size), numeric=True),
+                Cell(DASH if r.seed is None else str(r.seed), numeric=True),
+                Cell(_when(r.created_at)),
+                Cell(
+                    r.failure_reason
+                    or (
+                        "still running (or its process died: `medbench results` can mark it)"
+                        if r.status == "running"
+                        else "no reason recorded"
+                    )
+                ),
+            )
+        )
+        for r in unfinished
+    )
+    return Section("Failed and interrupted runs", "failures", [Table(headers, rows, name="failures")])
+
+
+def environment_section(runs: Sequence[RunRecord]) -> Section:
+    machines, stacks = group_environments(runs)
+    if not machines:
+        return Section("Environment", "environment", [Note("No run recorded its environment.", "muted")])
+    m_headers = ("Host", "CPU", "Memory", "GPU", "OS", "Python", "medbench", "Runs", "Frameworks")
+    m_rows = tuple(
+        Row(
+            (
+                *(Cell(g.fields[k]) for k in ("host", "CPU", "memory", "GPU", "OS", "Python", "medbench")),
+                Cell(str(len(g.runs)), numeric=True),
+                Cell(", ".join(g.frameworks)),
+            )
+        )
+        for g in machines
+    )
+    s_headers = ("Framework", "Versions", "Device", "Threads", "Precision", "Thread variables", "Runs")
+    s_rows = tuple(
+        Row(
+            (
+                *(
+                    Cell(g.fields[k])
+                    for k in ("framework", "versions", "device", "threads", "precision", "variables")
+                ),
+                Cell(str(len(g.runs)), numeric=True),
+            )
+        )
+        for g in stacks
+    )
+    blocks = [
+        Table(
+            m_headers,
+            m_rows,
+            name="machines",
+            caption="Machines (runs with the same hardware and software base)",
+        ),
+        Table(
+            s_headers,
+            s_rows,
+            name="stacks",
+            caption="Framework stacks (versions, device and threads as applied)",
+        ),
+    ]
+    if len(machines) > 1:
+        blocks.insert(
+            0,
+            Note(
+                f"Runs come from {len(machines)} different machine setups: compare times within one.", "warn"
+            ),
+        )
+    return Section("Environment", "environment", blocks)
+
+
+def references_section(datasets: Sequence[str], references: tuple[Reference, ...]) -> Section:
+    rows_refs = [r for r in references if r.dataset in datasets]
+    blocks: list = [Note(UPSAMPLED_NOTE), Note(MEDMNIST_PLUS_NOTE)]
+    blocks += [Note(f"{paper}: {SOURCES[paper]}") for paper in SOURCES]
+    blocks.append(
+        Note(
+            "Status: 'verified-quoted' was found in a source quoting the official value; "
+            "'verified-quoted (acc)' only for the ACC; 'read from authors' figure' was read off the "
+            "MedMNIST+ plots; 'unverified' must be checked against the paper before it is quoted.",
+            "muted",
+        )
+    )
+    if rows_refs:
+        headers = ("Paper", "Model", "Dataset", "Size", "Test ACC %", "Test AUC %", "Status", "Note")
+        rows = tuple(
+            Row(
+                (
+                    Cell(r.paper, hint=r.source),
+                    Cell(r.model),
+                    Cell(r.dataset),
+                    Cell(r.size_label),
+                    Cell(pct_value(r.test_acc), "warn" if r.acc_unverified else "", numeric=True),
+                    Cell(pct_value(r.test_auc, 2), "warn" if r.auc_unverified else "", numeric=True),
+                    Cell(
+                        ("⚠ " if r.acc_unverified or r.auc_unverified else "") + r.status,
+                        "warn" if r.acc_unverified or r.auc_unverified else "muted",
+                    ),
+                    Cell(r.note),
+                ),
+                kind="ref",
+            )
+            for r in rows_refs
+        )
+        blocks.append(
+            Details(
+                f"All published figures for {', '.join(datasets)} ({len(rows)})",
+                (Table(headers, rows, name="references"),),
+            )
+        )
+    return Section("Published references", "references", blocks)
+
+
+# ---- the document ------------------------------------------------------------------------------------------
+
+
+def build_document(
+    runs: Sequence[RunRecord],
+    *,
+    store_path: str | Path,
+    filters: str = "all runs",
+    generated_at: datetime | None = None,
+    references: tuple[Reference, ...] | None = None,
+) -> Document:
+    """The whole report for ``runs`` (already filtered by the caller)."""
+    references = load_references() if references is None else references
+    generated_at = generated_at or datetime.now(timezone.utc)
+    names = _Names()
+    comparisons = compare(runs)
+    by_dataset: dict[str, list[Comparison]] = defaultdict(list)
+    for c in comparisons:
+        by_dataset[c.key.dataset].append(c)
+    datasets = sorted({r.dataset for r in runs if r.dataset})
+    sections = []
+    if comparisons:
+        sections.append(Section("At a glance", "glance", [glance_table(comparisons)]))
+    else:
+        sections.append(
+            Section("At a glance", "glance", [Note("No completed training run matches.", "warn")])
+        )
+    sections.append(how_to_read())
+    for dataset in sorted(by_dataset):
+        sections.append(dataset_section(dataset, by_dataset[dataset], names, references))
+    bench = bench_section(runs, names)
+    if bench is not None:
+        sections.append(bench)
+    sections += [failures_section(runs), environment_section(runs), references_section(datasets, references)]
+    facts = header_facts(runs, store_path=str(store_path), filters=filters, generated_at=generated_at)
+    return Document("medbench report: PyTorch vs JAX vs Keras on MedMNIST", facts, sections)

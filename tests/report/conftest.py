@@ -1,0 +1,331 @@
+"""A results store with synthetic but realistic rows, shaped exactly as ``medbench.training`` writes them.
+
+pathmnist / resnet18 at 28 and 64 px, 3 frameworks x 2 seeds, with test ACCs chosen so that the 28 px
+frameworks lie exactly 1.5 points apart (the criterion's edge) and the 64 px ones 3.5 points apart; one failed
+and one interrupted run; one run on a custom BloodMNIST rebuild; inference-benchmark rows for three engines
+at two sizes, and one engine that gave wrong answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medbench.config import DataConfig, RecipeConfig, RunConfig
+from medbench.results import ResultsStore
+
+FRAMEWORKS = ("torch", "jax", "keras")
+SEEDS = (0, 1)
+SIZES = (28, 64)
+# (size, framework) -> test ACC of seed 0 and seed 1.
+TEST_ACC = {
+    (28, "torch"): (0.900, 0.920),
+    (28, "jax"): (0.905, 0.915),
+    (28, "keras"): (0.890, 0.900),
+    (64, "torch"): (0.930, 0.940),
+    (64, "jax"): (0.935, 0.945),
+    (64, "keras"): (0.900, 0.910),
+}
+S_PER_EPOCH = {"torch": (10.0, 12.0), "jax": (8.0, 8.5), "keras": (14.0, 15.0)}
+PATH_CLASSES = (
+    "adipose",
+    "background",
+    "debris",
+    "lymphocytes",
+    "mucus",
+    "smooth muscle",
+    "normal colon mucosa",
+    "cancer-associated stroma",
+    "colorectal adenocarcinoma epithelium",
+)
+CUSTOM_SHA256 = "ab" * 32
+
+
+def run_config(
+    framework: str, size: int, seed: int, *, dataset: str = "pathmnist", data_file: str | None = None
+) -> dict:
+    return RunConfig(
+        framework=framework,
+        model="resnet18",
+        data=DataConfig(dataset=dataset, size=size, data_file=data_file),
+        recipe=RecipeConfig(epochs=3),
+        seed=seed,
+    ).to_dict()
+
+
+def environment(framework: str) -> dict:
+    """What ``capture_environment(extra={"framework": ...})`` stores, trimmed to what the report reads."""
+    versions = {
+        "torch": {"torch": "2.5.1"},
+        "jax": {"jax": "0.4.35", "flax": "0.10.2"},
+        "keras": {"keras": "3.6.0", "tensorflow": "2.18.0"},
+    }
+    return {
+        "captured_at": "2025-01-01T00:00:00+00:00",
+        "hostname": "bench-host",
+        "os": {"platform": "Linux-6.1.0-x86_64-with-glibc2.36", "system": "Linux"},
+        "python": {"version": "3.11.2"},
+        "cpu": {
+            "model": "AMD EPYC 7B13",
+            "logical_cores": 2,
+            "physical_cores": 1,
+            "usable_cores": 2,
+            "cgroup_cpu_limit": None,
+        },
+        "memory_total_bytes": 8 * 2**30,
+        "gpus": [],
+        "gpu_error": None,
+        "medbench": {"version": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False},
+        "packages": {"numpy": "2.1.0"},
+        "env": {"OMP_NUM_THREADS": "2"},
+        "framework": {
+            "name": framework,
+            "versions": versions[framework],
+            "device": "AMD EPYC 7B13",
+            "runtime": {"threads": 2, "interop_threads": 1, "device": "cpu", "precision": "fp32"},
+        },
+    }
+
+
+def official(dataset: str, size: int) -> dict:
+    return {
+        "path": f"/data/{dataset}_{size}.npz",
+        "official": True,
+        "verified": True,
+        "md5": "0" * 32,
+        "sha256": None,
+        "n_samples": {"train": 100, "val": 20, "test": 30},
+        "note": "",
+        "memory_mapped": [],
+    }
+
+
+def confusion(acc: float, k: int = 9, per_class: int = 100) -> list[list[int]]:
+    """A k-class matrix whose diagonal holds ``acc`` of every row, the rest on the next class."""
+    right = round(acc * per_class)
+    return [
+        [right if c == r else (per_class - right if c == (r + 1) % k else 0) for c in range(k)]
+        for r in range(k)
+    ]
+
+
+def metrics(acc: float, seed: int) -> dict:
+    auc = 0.95 + acc / 20
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "lr": 1e-3, "val_acc": acc - 0.03 / e, "val_auc": auc - 0.02 / e}
+        for e in (1, 2, 3)
+    ]
+    return {
+        "test_acc": acc,
+        "test_auc": auc,
+        "val_acc": acc + 0.001,
+        "val_auc": auc + 0.001 * seed,  # seed 1 has the better validation AUC everywhere
+        "test_acc_ci": {
+            "low": acc - 0.01,
+            "high": acc + 0.01,
+            "confidence": 0.95,
+            "n_boot": 1000,
+            "n_skipped": 0,
+            "method": "percentile",
+        },
+        "test_auc_ci": {
+            "low": auc - 0.005,
+            "high": auc + 0.005,
+            "confidence": 0.95,
+            "n_boot": 1000,
+            "n_skipped": 0,
+            "method": "percentile",
+        },
+        "test_balanced_accuracy": acc - 0.01,
+        "test_macro_f1": acc - 0.02,
+        "test_per_class": {
+            "name": list(PATH_CLASSES),
+            "precision": [acc] * 9,
+            "recall": [acc] * 9,
+            "f1": [acc] * 9,
+            "support": [100] * 9,
+        },
+        "test_confusion_matrix": confusion(acc),
+        "best_epoch": 3,
+        "epochs_run": 3,
+        "history": history,
+    }
+
+
+def timings(framework: str, seed: int) -> dict:
+    s = S_PER_EPOCH[framework][seed]
+    return {
+        "train_s_per_epoch": s,
+        "steady_images_per_s": 89996 / s,
+        "first_step_s": 2.0 + seed,
+        "wall_total_s": 3 * s + 5,
+        "framework_import_s": 1.5,
+        "peak_rss_bytes": 2 * 2**30,
+    }
+
+
+def populate(store: ResultsStore) -> None:
+    """Fills ``store`` with the rows described in the module docstring."""
+    for size in SIZES:
+        for framework in FRAMEWORKS:
+            for seed in SEEDS:
+                run_id = store.start_run(
+                    kind="train",
+                    config=run_config(framework, size, seed),
+                    framework=framework,
+                    model="resnet18",
+                    dataset="pathmnist",
+                    size=size,
+                    seed=seed,
+                    experiment="demo",
+                    dataset_provenance=official("pathmnist", size),
+                    environment=environment(framework),
+                )
+                store.finish_run(
+                    run_id,
+                    metrics=metrics(TEST_ACC[(size, framework)][seed], seed),
+                    timings=timings(framework, seed),
+                )
+    failed = store.start_run(
+        kind="train",
+        config=run_config("keras", 64, 2),
+        framework="keras",
+        model="resnet18",
+        dataset="pathmnist",
+        size=64,
+        seed=2,
+        experiment="demo",
+        environment=environment("keras"),
+    )
+    store.fail_run(
+        failed, "out of memory: ResourceExhaustedError: OOM when allocating tensor <shape 128x64x64>"
+    )
+    interrupted = store.start_run(
+        kind="train",
+        config=run_config("jax", 28, 2),
+        framework="jax",
+        model="resnet18",
+        dataset="pathmnist",
+        size=28,
+        seed=2,
+        experiment="demo",
+        environment=environment("jax"),
+    )
+    store.fail_run(interrupted, "interrupted by the user after 1 epoch(s)", status="interrupted")
+    custom = store.start_run(
+        kind="train",
+        config=run_config("torch", 28, 0, dataset="bloodmnist", data_file="/data/bloodmnist_rebuild.npz"),
+        framework="torch",
+        model="resnet18",
+        dataset="bloodmnist",
+        size=28,
+        seed=0,
+        experiment="demo",
+        dataset_provenance={
+            "path": "/data/bloodmnist_rebuild.npz",
+            "official": False,
+            "verified": False,
+            "md5": "1" * 32,
+            "sha256": CUSTOM_SHA256,
+            "n_samples": {"train": 100, "val": 20, "test": 30},
+            "note": "custom file (MD5 differs from the official bloodmnist.npz)",
+            "memory_mapped": [],
+        },
+        environment=environment("torch"),
+    )
+    custom_metrics = metrics(0.95, 0)
+    custom_metrics["test_confusion_matrix"] = confusion(0.95, k=8)
+    custom_metrics["test_per_class"]["name"] = [
+        "basophil",
+        "eosinophil",
+        "erythroblast",
+        "immature granulocytes",
+        "lymphocyte",
+        "monocyte",
+        "neutrophil",
+        "platelet",
+    ]
+    store.finish_run(custom, metrics=custom_metrics, timings=timings("torch", 0))
+
+
+ENGINES = {"torch-eager": "torch", "jax-jit": "jax", "keras-tf-xla": "keras"}
+BATCHES = (1, 8, 32)
+
+
+def bench_config(engine: str, size: int) -> dict:
+    """As ``medbench.bench.plan.cell_config`` stores it (the fields the report reads)."""
+    return {
+        "benchmark": "inference",
+        "engine": engine,
+        "engine_framework": ENGINES[engine],
+        "model": "resnet18",
+        "image_size": size,
+        "dataset": "pathmnist",
+        "batch_sizes": list(BATCHES),
+        "threads": 2,
+        "device": "cpu",
+    }
+
+
+def bench_metrics(engine: str, size: int) -> dict:
+    """Latency grows with the pixel count; jax is the fastest engine, keras the slowest to start."""
+    factor = {"torch-eager": 1.0, "jax-jit": 0.8, "keras-tf-xla": 1.3}[engine]
+    p50 = factor * 2.0 * (size / 28) ** 2
+    per_batch = {f"b{b}_images_per_s": b * 1000 / (p50 * (1 + 0.6 * (b - 1) ** 0.9)) for b in BATCHES}
+    return {
+        "outcome": "ok",
+        "repeat": 0,
+        "latency_p50_ms": p50,
+        "latency_p99_ms": p50 * 1.2,
+        **per_batch,
+        "best_images_per_s": max(per_batch.values()),
+        "best_batch_size": 32,
+        "cold_start_s": {"torch-eager": 3.0, "jax-jit": 4.5, "keras-tf-xla": 7.0}[engine] + size / 100,
+        "compile_s": {"torch-eager": 0.0, "jax-jit": 1.2, "keras-tf-xla": 2.5}[engine],
+    }
+
+
+def populate_bench(store: ResultsStore) -> None:
+    for size in SIZES:
+        for engine, framework in ENGINES.items():
+            run_id = store.start_run(
+                kind="bench",
+                config=bench_config(engine, size),
+                framework=framework,
+                model="resnet18",
+                dataset="pathmnist",
+                size=size,
+                experiment="demo",
+                environment=environment(framework),
+            )
+            store.finish_run(run_id, metrics=bench_metrics(engine, size), timings={"measure_s": 4.0})
+    wrong = store.start_run(
+        kind="bench",
+        config=bench_config("keras-tf-xla", 128),
+        framework="keras",
+        model="resnet18",
+        dataset="pathmnist",
+        size=128,
+        experiment="demo",
+    )
+    store.fail_run(wrong, "wrong answers: max abs difference 0.31 > atol 0.001", metrics={"outcome": "wrong"})
+
+
+@pytest.fixture(scope="session")
+def store_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "results.sqlite"
+    store = ResultsStore(path)
+    populate(store)
+    populate_bench(store)
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_dir(store_path, tmp_path_factory) -> Path:
+    """The report of the synthetic store, written once per test session (plots take a few seconds)."""
+    from medbench.report import write_report
+
+    out = tmp_path_factory.mktemp("report")
+    write_report(store_path, out)
+    return out

@@ -1,0 +1,283 @@
+"""The written report: HTML structure (parsed), embedded images, Markdown tables, and the command line."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from medbench.report import NoRunsError, write_report
+from medbench.report.build import VERDICT_HEADERS
+from medbench.results import ResultsStore
+
+
+class PageParser(HTMLParser):
+    """Collects tables (name, headers, rows of cell texts, row classes), images and notes of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self.images: list[dict] = []
+        self.notes: list[str] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._in_head = False
+        self._note: list[str] | None = None
+        self.scripts = 0
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append({"name": a.get("data-table"), "headers": [], "rows": [], "kinds": []})
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "tbody":
+            self._in_head = False
+        elif tag == "tr":
+            self._row = []
+            if not self._in_head:
+                self.tables[-1]["kinds"].append(a.get("class") or "")
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(a)
+        elif tag == "p" and "note" in (a.get("class") or ""):
+            self._note = []
+        elif tag == "script":
+            self.scripts += 1
+        elif tag in ("link", "iframe") or (tag == "a" and (a.get("href") or "").startswith("//")):
+            self.external.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            table = self.tables[-1]
+            (table["headers"] if self._in_head else table["rows"]).append(self._row)
+            self._row = None
+        elif tag == "thead":
+            self._in_head = False
+        elif tag == "p" and self._note is not None:
+            self.notes.append("".join(self._note))
+            self._note = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._note is not None:
+            self._note.append(data)
+
+
+@pytest.fixture(scope="module")
+def page(report_dir) -> PageParser:
+    parser = PageParser()
+    parser.feed((report_dir / "report.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def tables(page: PageParser, name: str) -> list[dict]:
+    return [t for t in page.tables if t["name"] == name]
+
+
+def decode_png(src: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert src.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(prefix) :], validate=True)))
+    image.verify()  # raises on a truncated or corrupt PNG
+    return image
+
+
+def test_every_image_is_an_embedded_valid_png_of_the_stated_size(page):
+    assert len(page.images) >= 10
+    for img in page.images:
+        image = decode_png(img["src"])
+        assert image.format == "PNG"
+        assert (str(image.width), str(image.height)) == (img["width"], img["height"])
+        assert img["alt"]
+    assert page.scripts == 0 and page.external == []  # one file, nothing fetched
+
+
+def test_the_glance_table_has_every_framework_and_the_criterion(page):
+    (glance,) = tables(page, "glance")
+    assert glance["headers"][0][:4] == ["Dataset", "Size", "Model", "Data"]
+    assert [h for h in glance["headers"][0] if h.endswith("ACC %")] == [
+        "torch ACC %",
+        "jax ACC %",
+        "keras ACC %",
+    ]
+    rows = {(r[0], r[1]): r for r in glance["rows"]}
+    assert set(rows) == {("bloodmnist", "28"), ("pathmnist", "28"), ("pathmnist", "64")}
+    header = glance["headers"][0]
+    spread, verdict = header.index("ACC spread"), header.index("≤ 1.5 pts")
+    assert rows[("pathmnist", "28")][spread] == "1.50 pts" and rows[("pathmnist", "28")][verdict] == "✓ yes"
+    assert rows[("pathmnist", "64")][spread] == "3.50 pts" and rows[("pathmnist", "64")][verdict] == "✗ no"
+    assert rows[("pathmnist", "28")][header.index("torch ACC %")] == "91.0 ± 1.4 (n=2)"
+    assert rows[("bloodmnist", "28")][header.index("Data")] == "CUSTOM file"
+
+
+def test_verdict_tables_put_frameworks_beside_the_published_rows(page):
+    verdicts = tables(page, "verdict")
+    assert len(verdicts) == 3
+    assert all(t["headers"][0] == list(VERDICT_HEADERS) for t in verdicts)
+    path28 = next(t for t in verdicts if t["rows"][0][0] == "torch" and len(t["rows"]) == 5)
+    assert [r[0] for r in path28["rows"][:3]] == ["torch", "jax", "keras"]
+    assert path28["kinds"] == ["", "", "", "ref", "ref"]
+    assert path28["rows"][0][2] == "91.0 ± 1.4" and path28["rows"][0][3] == "[91.0, 93.0] (seed 1)"
+    assert path28["rows"][1][6] == "8.25 ± 0.35"  # jax s/epoch
+    v2 = path28["rows"][3]
+    assert (
+        v2[0] == "published · MedMNIST v2 · ResNet-18 (28)"
+        and v2[2] == "90.7"
+        and v2[-1] == "verified-quoted"
+    )
+
+
+def test_unverified_published_figures_are_marked(page):
+    blood = next(t for t in tables(page, "verdict") if len(t["rows"]) == 3)
+    v2 = next(r for r in blood["rows"] if "MedMNIST v2" in r[0])
+    assert v2[2] == "95.8 (unverified)" and v2[-1] == "⚠ unverified"
+    assert any("do not quote them as fact" in n for n in page.notes)
+
+
+def test_custom_data_carries_its_provenance_note_and_hash(page):
+    notes = [n for n in page.notes if "bloodmnist" in n and "custom" in n.lower()]
+    assert any(n.startswith("Data: custom file, NOT the official bloodmnist") for n in notes)
+    assert any("ab" * 32 in n for n in page.notes)  # the full sha256, in the run details
+    assert not any(n.startswith("Data: official bloodmnist") for n in page.notes)
+
+
+def test_failures_environment_and_bench_tables(page):
+    (failures,) = tables(page, "failures")
+    reasons = [r[-1] for r in failures["rows"]]
+    assert len(reasons) == 3
+    assert any(r.startswith("out of memory") and "<shape 128x64x64>" in r for r in reasons)  # escaped, intact
+    (machines,) = tables(page, "machines")
+    assert len(machines["rows"]) == 1 and machines["rows"][0][0] == "bench-host"
+    (stacks,) = tables(page, "stacks")
+    assert [r[0] for r in stacks["rows"]] == ["torch", "jax", "keras"]
+    (bench,) = tables(page, "bench")  # medbench.bench.summary's own table, one row per engine and size
+    header = bench["headers"][0]
+    cells = [
+        (r[header.index("engine")], r[header.index("size")], r[header.index("status")]) for r in bench["rows"]
+    ]
+    assert [c[:2] for c in cells if c[2] == "ok"] == [
+        (engine, str(size)) for engine in ("torch-eager", "jax-jit", "keras-tf-xla") for size in (28, 64)
+    ]
+    assert [c[:2] for c in cells if c[2].startswith("wrong")] == [("keras-tf-xla", "128")]
+    assert len(tables(page, "runs")) == 3 and len(tables(page, "references")) == 1
+
+
+def test_the_benchmark_figures_are_embedded(page):
+    alts = [img["alt"] for img in page.images]
+    assert {"latency vs size, resnet18", "throughput, resnet18", "cold start, resnet18"} <= set(alts)
+
+
+def test_the_upsampling_note_and_sources_are_shown(page):
+    assert any('"(224)" rows are 28 px images upsampled' in n for n in page.notes)
+    assert any("doi.org/10.1038/s41597-022-01721-8" in n for n in page.notes)
+
+
+def md_tables(text: str) -> list[list[str]]:
+    """Each Markdown table as its lines (header, separator, rows)."""
+    found, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found + ([current] if current else [])
+
+
+def test_markdown_has_the_same_tables_and_its_images_exist(report_dir, page):
+    text = (report_dir / "report.md").read_text(encoding="utf-8")
+    md = md_tables(text)
+    assert len(md) == len(page.tables)
+    for lines, table in zip(md, page.tables, strict=True):
+        assert len(lines) == 2 + len(table["rows"])
+        assert lines[1].startswith("|---")
+    assert "| Framework / source | Seeds | Test ACC % |" in text
+    assert "✗ no" in text and "NOT the official bloodmnist" in text
+    assert "&lt;shape 128x64x64&gt;" in text and "<shape" not in text  # store text is not Markdown/HTML
+    images = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert len(images) == len(page.images)
+    for name in images:
+        assert (report_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_matching_runs_is_a_clear_error(store_path, tmp_path):
+    with pytest.raises(NoRunsError, match="No runs to report .*experiment nope"):
+        write_report(store_path, tmp_path, experiment="nope")
+    with pytest.raises(NoRunsError):
+        write_report(ResultsStore(tmp_path / "empty.sqlite"), tmp_path / "out")
+
+
+def medbench(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_cli_writes_the_files_and_prints_their_paths(store_path, tmp_path):
+    out = tmp_path / "rep"
+    result = medbench("report", "--store", str(store_path), "--dataset", "BloodMNIST", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    printed = [Path(line) for line in result.stdout.split()]
+    assert printed[:2] == [out / "report.html", out / "report.md"]
+    assert all(p.exists() for p in printed) and all(p.suffix == ".png" for p in printed[2:])
+    assert "pathmnist" not in (out / "report.md").read_text()  # the dataset filter held
+
+
+def test_cli_with_no_runs_says_so_and_exits_non_zero(tmp_path):
+    result = medbench("report", "--store", str(tmp_path / "empty.sqlite"), "--output", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "No runs to report" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_sparse_and_unfinished_rows_do_not_break_the_report(tmp_path):
+    """Rows written by older or crashed code: no config, no metrics, a multi-label matrix, a running run."""
+    store = ResultsStore(tmp_path / "sparse.sqlite")
+    store.finish_run(store.start_run(kind="train", config={}), metrics={})
+    sparse = store.start_run(
+        kind="train",
+        config={"data": {"size": 28}},
+        framework="torch",
+        model="simple_cnn",
+        dataset="chestmnist",
+        size=28,
+        seed=0,
+    )
+    store.finish_run(
+        sparse,
+        metrics={"test_acc": None, "history": [{"epoch": 1}], "test_confusion_matrix": [[[5, 1], [2, 3]]]},
+    )
+    store.start_run(
+        kind="train", config={}, framework="jax", model="simple_cnn", dataset="chestmnist", size=28
+    )
+    files = write_report(store, tmp_path / "out")
+    parser = PageParser()
+    parser.feed(files.html.read_text(encoding="utf-8"))
+    (failures,) = tables(parser, "failures")
+    assert [r[2] for r in failures["rows"]] == ["running"]
+    assert files.images == ()  # nothing to plot: no figure rather than an empty one
+
+
+def test_the_report_imports_no_deep_learning_framework():
+    code = (
+        "import sys, medbench.report.build, medbench.report.html, medbench.report.markdown\n"
+        "print(sorted(m for m in ('torch', 'jax', 'flax', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
