@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all,dev
 PYTEST_ARGS ?=
+QUICK_ARGS ?=
 # The torchvision layout check needs torchvision, which cannot share a process (or, here, a venv) with
 # tensorflow; it gets a venv of its own.
 TV_VENV ?= .venv-torchvision
@@ -28,7 +29,7 @@ $(TV_VENV)/bin/python:
 setup-torchvision: $(TV_VENV)/bin/python
 
 quick: setup
-	$(BIN)/medbench run experiments/quick.toml
+	$(BIN)/medbench run quick $(QUICK_ARGS)
 
 test: setup setup-torchvision
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
