@@ -1,0 +1,145 @@
+"""Keras runtime: the Keras backend (TensorFlow unless ``KERAS_BACKEND`` says otherwise), threads, device
+and the mixed-precision policy, applied before Keras (and TensorFlow) run their first op.
+
+TensorFlow's thread pools are fixed when its eager context starts, so
+``tf.config.threading.set_intra_op_parallelism_threads`` must come first; :func:`configure` therefore imports
+TensorFlow itself, sets them, and only then imports Keras. On Keras' JAX or torch backends the threads are
+set the way medbench's JAX or PyTorch back-end sets them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from medbench.errors import ConfigError
+from medbench.frameworks.base import RuntimeSettings
+
+DEFAULT_BACKEND = "tensorflow"
+_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@dataclass
+class KerasRuntime:
+    settings: RuntimeSettings
+    backend: str = DEFAULT_BACKEND
+    device: str = "cpu"
+
+
+def _configure_tensorflow(settings: RuntimeSettings, applied: dict[str, Any]) -> str:
+    import tensorflow as tf
+
+    try:
+        if settings.threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
+        if settings.interop_threads is not None:
+            tf.config.threading.set_inter_op_parallelism_threads(settings.interop_threads)
+        gpus = tf.config.list_physical_devices("GPU")
+        if settings.device == "cpu" and gpus:
+            tf.config.set_visible_devices([], "GPU")
+            gpus = []
+        for gpu in gpus:  # allocate as needed, as PyTorch and JAX (with preallocation off) do
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as err:  # "... cannot be modified after initialization"
+        raise ConfigError(
+            f"TensorFlow has already started, so threads/devices can no longer be set ({err}).",
+            "Call configure() before any TensorFlow or Keras work, in a fresh process.",
+        ) from err
+    if settings.device == "gpu" and not gpus:
+        raise ConfigError("device='gpu' was asked for, but TensorFlow sees no GPU.", "Use device='cpu'.")
+    if settings.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    applied.update(
+        threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        interop_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        tensorflow=tf.__version__,
+    )
+    if gpus:
+        applied["tf32"] = tf.config.experimental.tensor_float_32_execution_enabled()
+    return "gpu" if gpus else "cpu"
+
+
+def _configure_other(backend: str, settings: RuntimeSettings, applied: dict[str, Any]) -> str:
+    if backend == "jax":
+        from medbench.frameworks.jax import runtime as jax_runtime
+
+        runtime, jax_applied = jax_runtime.configure(settings)
+        applied.update(jax_applied)
+        return runtime.backend
+    if backend == "torch":
+        from medbench.frameworks.torch import runtime as torch_runtime
+
+        runtime, torch_applied = torch_runtime.configure(settings)
+        applied.update(torch_applied)
+        return runtime.device
+    raise ConfigError(f"KERAS_BACKEND={backend!r} is not supported.", "Use tensorflow, jax or torch.")
+
+
+def configure(settings: RuntimeSettings) -> tuple[KerasRuntime, dict[str, Any]]:
+    backend = os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise ConfigError(
+                f"Keras is already imported with the {keras.backend.backend()!r} backend, not {backend!r}.",
+                "Set KERAS_BACKEND before importing keras, in a fresh process.",
+            )
+    applied: dict[str, Any] = {"keras_backend": backend}
+    if backend == "tensorflow":
+        device = _configure_tensorflow(settings, applied)
+    else:
+        device = _configure_other(backend, settings, applied)
+    import keras
+
+    keras.mixed_precision.set_global_policy(_POLICIES[settings.precision])
+    applied.update(
+        device=device,
+        precision=settings.precision,
+        dtype_policy=keras.mixed_precision.global_policy().name,
+        deterministic=settings.deterministic,
+    )
+    return KerasRuntime(settings, backend, device), applied
+
+
+def synchronize(runtime: KerasRuntime) -> None:
+    """Waits for queued device work. On a CPU, TensorFlow results are materialised when converted to numpy
+    (which ``predict`` and the trainer do), so there is nothing to wait for; on a GPU TensorFlow's kernels
+    are asynchronous and ``tf.test.experimental.sync_devices()`` waits for them. Other backends sync as
+    medbench's back-end for them does."""
+    if runtime.backend == "tensorflow" and runtime.device == "gpu":
+        import tensorflow as tf
+
+        tf.test.experimental.sync_devices()
+    elif runtime.backend == "jax":
+        import jax
+
+        jax.effects_barrier()
+    elif runtime.backend == "torch" and runtime.device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def versions() -> dict[str, str]:
+    import keras
+
+    out = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    return out
+
+
+def device_name(runtime: KerasRuntime) -> str:
+    if runtime.device == "gpu" and runtime.backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+    from medbench.environment import cpu_model
+
+    return cpu_model() or "cpu"

@@ -1,0 +1,36 @@
+"""Suite-wide pytest hooks: tests marked with a framework are skipped, with the reason, when it is absent.
+
+Only ``importlib.util.find_spec`` is used: nothing is imported, so the pytest process stays free of
+TensorFlow, PyTorch and JAX (framework code runs in subprocesses, see ``tests/frameworks/harness.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+# marker -> the import names it needs
+FRAMEWORK_MODULES = {
+    "torch": ("torch", "safetensors"),
+    "jax": ("jax", "flax", "optax"),
+    "keras": ("keras", "tensorflow", "h5py"),
+}
+
+
+def missing_modules(marker: str) -> list[str]:
+    return [name for name in FRAMEWORK_MODULES[marker] if importlib.util.find_spec(name) is None]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cache: dict[str, list[str]] = {}
+    for item in items:
+        for marker in FRAMEWORK_MODULES:
+            if item.get_closest_marker(marker) is None:
+                continue
+            missing = cache.setdefault(marker, missing_modules(marker))
+            if missing:
+                reason = (
+                    f"needs {marker}: {', '.join(missing)} not installed (pip install 'medbench[{marker}]')"
+                )
+                item.add_marker(pytest.mark.skip(reason=reason))
