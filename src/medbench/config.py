@@ -116,6 +116,9 @@ class RunConfig(_Frozen):
     framework: Literal["torch", "jax", "keras"] = "torch"
     model: str = "simple_cnn"
     model_options: dict[str, Any] = Field(default_factory=dict)
+    # Start from these weights (a PyTorch-named state dict: .safetensors or a torchvision .pth) instead of a
+    # fresh initialisation, in any framework, through the converters.
+    init_weights: Optional[Path] = None
     data: DataConfig = DataConfig()
     recipe: RecipeConfig = RecipeConfig()
     runtime: RuntimeConfig = RuntimeConfig()

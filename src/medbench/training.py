@@ -26,6 +26,7 @@ CHECKPOINT_META = "checkpoint.json"
 BEST_WEIGHTS = "best"
 STATE_DIR = "state"
 PROGRESS_FILE = "progress.json"
+FIRST_LOSSES = 20
 
 
 class TrainingDiverged(MedbenchError):
@@ -41,6 +42,7 @@ class Progress:
     best_metric: float | None = None
     best_epoch: int | None = None
     epochs_without_improvement: int = 0
+    first_losses: list[float] = field(default_factory=list)  # the first steps' losses, to compare frameworks
     history: list[dict[str, float]] = field(default_factory=list)
 
     def save(self, run_dir: Path) -> None:
@@ -216,6 +218,10 @@ def train(
         )
         with chrono.phase("model_build"):
             model = fw.build_model(config.model, seed=config.seed, **model_inputs(config, info), **config.model_options)
+            if config.init_weights is not None:
+                from medbench.frameworks.checkpoints import load_torchvision_checkpoint
+
+                load_torchvision_checkpoint(fw, model, config.init_weights)
             opt = config.recipe.optimizer
             weights = class_weights_for(config, data)
             trainer = fw.create_trainer(
@@ -226,7 +232,7 @@ def train(
                 ),  # fmt: skip
                 loss="bce_with_logits" if data.multi_label else "cross_entropy",
                 label_smoothing=config.recipe.label_smoothing,
-                **({"class_weights": weights} if weights is not None else {}),
+                class_weights=weights,
             )
             if resume and (run_dir / PROGRESS_FILE).exists():
                 progress = Progress.load(run_dir)
@@ -252,6 +258,7 @@ def train(
         metrics["best_epoch"] = progress.best_epoch
         metrics["epochs_run"] = progress.epochs_done
         metrics["history"] = progress.history
+        metrics["first_losses"] = progress.first_losses
         timings = {**chrono.summary(), **_per_epoch(chrono, progress), **memory_usage(_gpu_peak(fw))}
         store.finish_run(run_id, metrics=metrics, timings=timings, checkpoint_path=str(run_dir))
         return run_id
@@ -299,6 +306,8 @@ def _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_e
                         "Lower the learning rate (recipe.optimizer.lr), or try precision fp32.",
                     )
                 losses.append(result.loss)
+                if len(progress.first_losses) < FIRST_LOSSES:
+                    progress.first_losses.append(result.loss)
                 progress.step += 1
                 bar.step(result.loss, len(images))
             with chrono.phase("evaluation"):

@@ -143,9 +143,11 @@ class JaxFramework(Framework):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ) -> Trainer:
         from medbench.frameworks.jax.train import JaxTrainer
 
         return JaxTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing
-        )
+            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            class_weights=class_weights,
+        )  # fmt: skip

@@ -14,7 +14,9 @@ traced value, so changing it per step does not recompile.
 
 from __future__ import annotations
 
+import os
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from medbench.errors import ConfigError
 from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer
 from medbench.frameworks.jax.runtime import JaxRuntime
 from medbench.frameworks.training import check_recipe, targets
@@ -43,16 +46,25 @@ def create_optimizer(spec: OptimizerSpec) -> optax.GradientTransformation:
     return optax.inject_hyperparams(make)(learning_rate=spec.lr)
 
 
-def loss_value(logits, y, *, loss: LossName, label_smoothing: float):
-    """PyTorch's mean cross-entropy (with label smoothing) or mean BCE-with-logits, in float32."""
+def loss_value(logits, y, *, loss: LossName, label_smoothing: float, class_weights=None):
+    """PyTorch's mean cross-entropy (with label smoothing and class weights) or mean BCE-with-logits, in float32.
+
+    With class weights PyTorch's "mean" is a weighted mean: the sum of weighted losses over the sum of the
+    weights of the targets, and the smoothing term is weighted per class too.
+    """
     logits = logits.astype(jnp.float32)
     if loss == "bce_with_logits":
         return optax.sigmoid_binary_cross_entropy(logits, y).mean()
     logp = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
-    if label_smoothing:
-        nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
-    return nll.mean()
+    if class_weights is None:
+        if label_smoothing:
+            nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1)
+        return nll.mean()
+    w = jnp.asarray(class_weights, jnp.float32)
+    wy = w[y]
+    smooth = -(logp * w).sum(axis=-1) / logp.shape[-1]
+    return ((1.0 - label_smoothing) * wy * nll + label_smoothing * smooth).sum() / wy.sum()
 
 
 def mode_view(model: nnx.Module, *, train: bool) -> nnx.Module:
@@ -92,6 +104,7 @@ class JaxTrainer(Trainer):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ):
         check_recipe(optimizer, loss, label_smoothing)
         self._model, self._runtime, self._loss, self._lr = model, runtime, loss, optimizer.lr
@@ -103,7 +116,8 @@ class JaxTrainer(Trainer):
         self._rest = nnx.as_pure(rest)
         tx = create_optimizer(optimizer)
         self._opt_state = tx.init(self._params)
-        loss_fn = partial(loss_value, loss=loss, label_smoothing=label_smoothing)
+        weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+        loss_fn = partial(loss_value, loss=loss, label_smoothing=label_smoothing, class_weights=weights)
         self._step = jax.jit(partial(_train_step, train_def, tx, loss_fn), donate_argnums=(0, 2))
         self._eval = jax.jit(partial(_eval_step, eval_def))
 
@@ -124,3 +138,44 @@ class JaxTrainer(Trainer):
 
     def eval_logits(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self._runtime.keep(self._eval(self._params, self._rest, images)))
+
+    def save_state(self, path) -> Path:
+        """Parameters, batch statistics and optimizer state as the leaves of one pytree, in one npz file.
+
+        The tree's structure comes from the trainer itself when loading, so only the arrays are stored.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        leaves = jax.tree.leaves((self._params, self._rest, self._opt_state))
+        tmp = folder / "jax_state.tmp.npz"
+        np.savez(tmp, *[np.asarray(_key_data(leaf)) for leaf in leaves])
+        os.replace(tmp, folder / "jax_state.npz")
+        return folder
+
+    def load_state(self, path) -> None:
+        current = (self._params, self._rest, self._opt_state)
+        leaves, treedef = jax.tree.flatten(current)
+        with np.load(Path(path) / "jax_state.npz") as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(leaves) or any(v.shape != np.shape(_key_data(x)) for v, x in zip(values, leaves)):
+            raise ConfigError(
+                f"{path}: the saved training state does not fit this model and optimizer.",
+                "Resume with the same model and optimizer settings.",
+            )
+        restored = [_restore(v, x) for v, x in zip(values, leaves)]
+        self._params, self._rest, self._opt_state = jax.tree.unflatten(treedef, restored)
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+
+
+def _key_data(x):
+    """Dropout's random keys are typed arrays that numpy cannot hold: store their raw bits."""
+    return jax.random.key_data(x) if _is_key(x) else x
+
+
+def _restore(value: np.ndarray, like):
+    if _is_key(like):
+        return jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(like))
+    return jnp.asarray(value, dtype=like.dtype)

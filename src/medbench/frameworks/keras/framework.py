@@ -124,9 +124,11 @@ class KerasFramework(Framework):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ) -> Trainer:
         from medbench.frameworks.keras.train import KerasTrainer
 
         return KerasTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing
-        )
+            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            class_weights=class_weights,
+        )  # fmt: skip

@@ -10,6 +10,9 @@ weights match after every step. fp16 wraps them in ``LossScaleOptimizer``.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
@@ -104,8 +107,11 @@ def create_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
     return TorchAdam(spec.lr, beta_1=b1, beta_2=b2, eps=spec.eps, **decay)
 
 
-def loss_value(logits, y, *, loss: LossName, label_smoothing: float):
-    """PyTorch's mean cross-entropy (with label smoothing) or mean BCE-with-logits, in float32."""
+def loss_value(logits, y, *, loss: LossName, label_smoothing: float, class_weights=None):
+    """PyTorch's mean cross-entropy (with label smoothing and class weights) or mean BCE-with-logits, in float32.
+
+    With class weights PyTorch's "mean" is a weighted mean (see the JAX trainer's ``loss_value``).
+    """
     logits = ops.cast(logits, "float32")
     if loss == "bce_with_logits":
         # the stable form PyTorch uses: max(x, 0) - x*y + log(1 + exp(-|x|))
@@ -113,6 +119,11 @@ def loss_value(logits, y, *, loss: LossName, label_smoothing: float):
         return ops.mean(per)
     logp = ops.log_softmax(logits, axis=-1)
     nll = -ops.take_along_axis(logp, ops.expand_dims(y, -1), axis=-1)[:, 0]
+    if class_weights is not None:
+        w = ops.convert_to_tensor(class_weights, "float32")
+        wy = ops.take(w, y)
+        smooth = -ops.sum(logp * w, axis=-1) / ops.shape(logp)[-1]
+        return ops.sum((1.0 - label_smoothing) * wy * nll + label_smoothing * smooth) / ops.sum(wy)
     if label_smoothing:
         nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(logp, axis=-1)
     return ops.mean(nll)
@@ -127,8 +138,10 @@ class KerasTrainer(Trainer):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ):
         check_recipe(optimizer, loss, label_smoothing)
+        self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
         if runtime.backend != "tensorflow":
             raise ConfigError(
                 f"The Keras trainer runs on the TensorFlow backend, not {runtime.backend!r}.",
@@ -156,7 +169,9 @@ class KerasTrainer(Trainer):
         variables = self._model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self._model(x, training=True)
-            loss = loss_value(logits, y, loss=self._loss, label_smoothing=self._smoothing)
+            loss = loss_value(
+                logits, y, loss=self._loss, label_smoothing=self._smoothing, class_weights=self._class_weights
+            )
             scaled = self.optimizer.scale_loss(loss)
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
@@ -170,3 +185,26 @@ class KerasTrainer(Trainer):
 
     def eval_logits(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self._eval(images))
+
+    def save_state(self, path) -> Path:
+        """Model weights (``.weights.h5``) and every optimizer variable (npz, in creation order)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._model.save_weights(folder / "keras_model.weights.h5")
+        tmp = folder / "keras_optimizer.tmp.npz"
+        np.savez(tmp, *[np.asarray(v) for v in self.optimizer.variables])
+        os.replace(tmp, folder / "keras_optimizer.npz")
+        return folder
+
+    def load_state(self, path) -> None:
+        folder = Path(path)
+        self._model.load_weights(folder / "keras_model.weights.h5")
+        with np.load(folder / "keras_optimizer.npz") as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(self.optimizer.variables):
+            raise ConfigError(
+                f"{folder}: the saved optimizer has {len(values)} variables, this one {len(self.optimizer.variables)}.",
+                "Resume with the same model and optimizer settings.",
+            )
+        for variable, value in zip(self.optimizer.variables, values):
+            variable.assign(value)

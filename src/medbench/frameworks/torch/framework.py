@@ -115,9 +115,11 @@ class TorchFramework(Framework):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ) -> Trainer:
         from medbench.frameworks.torch.train import TorchTrainer
 
         return TorchTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing
-        )
+            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            class_weights=class_weights,
+        )  # fmt: skip

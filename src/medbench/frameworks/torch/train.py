@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,9 +35,15 @@ class TorchTrainer(Trainer):
         optimizer: OptimizerSpec,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
+        class_weights=None,
     ):
         check_recipe(optimizer, loss, label_smoothing)
         self._model, self._runtime = model, runtime
+        self._weight = (
+            None
+            if class_weights is None
+            else torch.tensor(class_weights, dtype=torch.float32, device=runtime.device)
+        )
         self._loss, self._smoothing = loss, label_smoothing
         self.optimizer = create_optimizer((p for p in model.parameters() if p.requires_grad), optimizer)
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
@@ -49,7 +58,7 @@ class TorchTrainer(Trainer):
         logits = logits.float()
         if self._loss == "bce_with_logits":
             return F.binary_cross_entropy_with_logits(logits, y)
-        return F.cross_entropy(logits, y, label_smoothing=self._smoothing)
+        return F.cross_entropy(logits, y, weight=self._weight, label_smoothing=self._smoothing)
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
         if lr is not None:
@@ -72,3 +81,25 @@ class TorchTrainer(Trainer):
         with self._runtime.autocast():
             logits = self._model(self._runtime.to_input(images))
         return logits.float().cpu().numpy()
+
+    def save_state(self, path) -> Path:
+        """Model, optimizer and loss-scaler state in one file, written atomically."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self._model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+        tmp = folder / "torch_state.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, folder / "torch_state.pt")
+        return folder
+
+    def load_state(self, path) -> None:
+        state = torch.load(
+            Path(path) / "torch_state.pt", map_location=self._runtime.device, weights_only=True
+        )
+        self._model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
