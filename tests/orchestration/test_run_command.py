@@ -1,0 +1,86 @@
+"""`medbench run` end to end: a small real grid, locally and through a real local Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medbench.results import ResultsStore
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "medmnist"
+
+GRID = """
+name = "{name}"
+[grid]
+datasets = {datasets}
+sizes = [28]
+frameworks = ["torch"]
+models = ["simple_cnn"]
+seeds = [0, 1]
+[base.recipe]
+epochs = 1
+batch_size = 32
+max_steps_per_epoch = 2
+[base.runtime]
+threads = 1
+[resources]
+cpus = 1
+"""
+
+
+def medbench(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MEDBENCH_HOME": str(home), "MEDBENCH_CACHE_DIR": str(home / "cache"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=900)  # fmt: skip
+
+
+@pytest.mark.torch
+def test_local_grid_runs_skips_what_is_done_and_records_failures(tmp_path):
+    corrupt = tmp_path / "pneumonia-corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="local_grid", datasets='["breastmnist", "pneumoniamnist"]'))
+    args = ["run", str(exp), "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}",
+            "--data-file", f"pneumoniamnist={corrupt}", "--report", str(tmp_path / "report")]  # fmt: skip
+    first = medbench(*args, home=tmp_path)
+    assert first.returncode == 1  # the corrupt file's trials failed ...
+    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="local_grid")
+    by_status = {s: [r for r in runs if r.status == s] for s in ("completed", "failed")}
+    assert len(by_status["completed"]) == 2 and len(by_status["failed"]) == 2  # ... and the grid went on
+    assert all("corrupt" in r.failure_reason for r in by_status["failed"])
+    assert "breastmnist 28px" in first.stdout and (tmp_path / "report" / "report.html").exists()
+
+    shutil.copy(SHARED / "pneumoniamnist.npz", corrupt)  # fixed: only the failed trials run again
+    second = medbench(*args, home=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:]
+    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="local_grid", status="completed")
+    assert len(runs) == 4 and "2 already done" in second.stdout
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_grid_through_a_real_local_ray_cluster(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'medbench[ray]')")
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="ray_grid", datasets='["breastmnist"]'))
+    result = medbench("run", str(exp), "--executor", "ray", "--ray-cpus", "2",
+                      "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}", home=tmp_path)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="ray_grid")
+    assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "completed" for r in runs)
+    assert all(r.metrics["test_acc"] is not None for r in runs)
+    # The rows came back from the Ray workers' node-local stores into this one.
+    assert len({r.pid for r in runs}) == 2 and os.getpid() not in {r.pid for r in runs}
+
+
+def test_dry_run_lists_trials_without_running(tmp_path):
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="dry", datasets='["breastmnist"]'))
+    result = medbench("run", str(exp), "--dry-run", "--set", "grid.seeds=[0,1,2]", home=tmp_path)
+    assert result.returncode == 0 and result.stdout.count("to run") == 3
+    assert not (tmp_path / "results.sqlite").exists() or not ResultsStore(tmp_path / "results.sqlite").list_runs()
