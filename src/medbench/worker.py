@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+
+# Read as the worker starts, before any job work: a benchmark's cold start goes from the parent's spawn to
+# here (interpreter start-up) and on to the first prediction.
+_STARTED_AT = time.time()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m medbench.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
+    job.setdefault("worker_started_at", _STARTED_AT)
     kind = job["kind"]
     if kind == "train":
         from medbench.training import run_training_job

@@ -63,7 +63,6 @@ def test_local_grid_runs_skips_what_is_done_and_records_failures(tmp_path):
 
 
 @pytest.mark.torch
-@pytest.mark.slow
 def test_grid_through_a_real_local_ray_cluster(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'medbench[ray]')")
     exp = tmp_path / "grid.toml"
