@@ -15,7 +15,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medmn
 def medbench(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {**os.environ, "MEDBENCH_DATA_ROOT": str(root), "COLUMNS": "160", **env}
     return subprocess.run(
-        [sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, env=environ, timeout=120
+        [sys.executable, "-m", "medbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
     )
 
 

@@ -8,8 +8,17 @@ from medbench.errors import ConfigError, UnknownDatasetError
 
 def test_defaults_are_the_official_medmnist_baseline():
     c = RunConfig()
-    assert (c.recipe.optimizer.name, c.recipe.optimizer.lr, c.recipe.batch_size, c.recipe.epochs) == ("adam", 1e-3, 128, 100)
-    assert (c.recipe.schedule.kind, c.recipe.schedule.milestones, c.recipe.schedule.gamma) == ("step", (0.5, 0.75), 0.1)
+    assert (c.recipe.optimizer.name, c.recipe.optimizer.lr, c.recipe.batch_size, c.recipe.epochs) == (
+        "adam",
+        1e-3,
+        128,
+        100,
+    )
+    assert (c.recipe.schedule.kind, c.recipe.schedule.milestones, c.recipe.schedule.gamma) == (
+        "step",
+        (0.5, 0.75),
+        0.1,
+    )
     assert c.data.normalize == "official" and not c.data.augment.enabled
     assert c.recipe.select_metric == "val_auc"
 

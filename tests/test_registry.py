@@ -6,9 +6,19 @@ from medbench.data import registry
 from medbench.errors import InvalidSizeError, UnknownDatasetError
 
 ALL_2D = [
-    "pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
-    "breastmnist", "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist",
-]  # fmt: skip
+    "pathmnist",
+    "chestmnist",
+    "dermamnist",
+    "octmnist",
+    "pneumoniamnist",
+    "retinamnist",
+    "breastmnist",
+    "bloodmnist",
+    "tissuemnist",
+    "organamnist",
+    "organcmnist",
+    "organsmnist",
+]
 
 
 def test_every_2d_dataset_is_registered_with_all_four_sizes():
@@ -32,7 +42,12 @@ def test_every_2d_dataset_is_registered_with_all_four_sizes():
 )
 def test_official_facts(flag, task, n_classes, channels, train):
     info = registry.get_dataset(flag)
-    assert (info.task, info.n_classes, info.n_channels, info.n_samples["train"]) == (task, n_classes, channels, train)
+    assert (info.task, info.n_classes, info.n_channels, info.n_samples["train"]) == (
+        task,
+        n_classes,
+        channels,
+        train,
+    )
 
 
 def test_official_md5s_of_the_files_in_shared_match_the_registry():
@@ -73,10 +88,17 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 def test_variants_register_beside_the_official_datasets():
     base = registry.get_dataset("breastmnist")
     variant = registry.DatasetInfo(
-        flag="breastmnist_test_variant", title="Variant", task=base.task, labels=base.labels,
-        n_channels=1, n_samples=dict(base.n_samples), license=base.license, description="",
-        files={28: registry.RemoteFile("http://example.invalid/v.npz", "0" * 32)}, base="breastmnist",
-    )  # fmt: skip
+        flag="breastmnist_test_variant",
+        title="Variant",
+        task=base.task,
+        labels=base.labels,
+        n_channels=1,
+        n_samples=dict(base.n_samples),
+        license=base.license,
+        description="",
+        files={28: registry.RemoteFile("http://example.invalid/v.npz", "0" * 32)},
+        base="breastmnist",
+    )
     try:
         registry.register_dataset(variant)
         assert registry.get_dataset("breastmnist_test_variant").base == "breastmnist"

@@ -35,9 +35,12 @@ def home(tmp_path, monkeypatch):
 
 def medbench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "medbench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    )
 
 
 def only_run(home: Path):
@@ -56,7 +59,14 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
     assert 0 <= m["test_acc"] <= 1 and 0 <= m["test_auc"] <= 1 and m["test_acc_ci"]["low"] <= m["test_acc"]
     assert [h["epoch"] for h in m["history"]] == [1, 2] and m["epochs_run"] == 2
     assert len(m["first_losses"]) == 8 and all(np.isfinite(m["first_losses"]))
-    for key in ("framework_import_s", "data_load_s", "model_build_s", "first_step_s", "evaluation_s", "train_s"):
+    for key in (
+        "framework_import_s",
+        "data_load_s",
+        "model_build_s",
+        "first_step_s",
+        "evaluation_s",
+        "train_s",
+    ):
         assert t[key] > 0, key
     assert t["steps"] == 8 and t["steady_steps"] == 7 and t["peak_rss_bytes"] > 0
     assert t["train_s"] < t["wall_total_s"]  # evaluation and start-up are not training time
@@ -73,7 +83,9 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
 
     with np.load(BREAST) as data:
         Image.fromarray(data["test_images"][0]).save(tmp_path / "grey.png")
-        Image.fromarray(np.stack([data["test_images"][1]] * 3, -1)).resize((96, 96)).save(tmp_path / "rgb.jpg")
+        Image.fromarray(np.stack([data["test_images"][1]] * 3, -1)).resize((96, 96)).save(
+            tmp_path / "rgb.jpg"
+        )
     (tmp_path / "broken.png").write_bytes(b"not an image")
     files = [str(tmp_path / n) for n in ("grey.png", "broken.png", "rgb.jpg")]
     predicted = medbench("predict", str(folder), *files, "--json")
@@ -103,23 +115,55 @@ def test_three_frameworks_from_the_same_weights_give_the_same_losses(home, tmp_p
     losses = {}
     for framework in ("torch", "jax", "keras"):
         result = medbench(
-            "train", "-q", "-f", framework, "-m", "simple_cnn", "-e", "1", *SMALL, "--optimizer", "sgd", "--lr", "0.05",
-            "--set", f"init_weights={json.dumps(str(weights))}", "--set", "model_options.dropout=0",
-        )  # fmt: skip
+            "train",
+            "-q",
+            "-f",
+            framework,
+            "-m",
+            "simple_cnn",
+            "-e",
+            "1",
+            *SMALL,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--set",
+            f"init_weights={json.dumps(str(weights))}",
+            "--set",
+            "model_options.dropout=0",
+        )
         assert result.returncode == 0, result.stderr[-2000:]
     for run in ResultsStore(home / "results.sqlite").list_runs():
         losses[run.framework] = np.array(run.metrics["first_losses"])
     assert len(losses["torch"]) == 4
-    assert losses["torch"][0] != losses["torch"][-1]  # it did learn something, so later steps test the updates
+    assert (
+        losses["torch"][0] != losses["torch"][-1]
+    )  # it did learn something, so later steps test the updates
     np.testing.assert_allclose(losses["jax"], losses["torch"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(losses["keras"], losses["torch"], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.torch
 def test_interrupted_run_keeps_its_best_checkpoint_and_resumes(home, tmp_path):
-    command = [sys.executable, "-m", "medbench.cli", "train", "-q", "-f", "torch", "-m", "simple_cnn", "-e", "6", *SMALL]
+    command = [
+        sys.executable,
+        "-m",
+        "medbench.cli",
+        "train",
+        "-q",
+        "-f",
+        "torch",
+        "-m",
+        "simple_cnn",
+        "-e",
+        "6",
+        *SMALL,
+    ]
     command[-1] = "12"  # longer epochs, so the interrupt lands mid-run
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     runs_dir = home / "runs"
     deadline = time.monotonic() + 300
     progress = None
@@ -147,8 +191,21 @@ def test_interrupted_run_keeps_its_best_checkpoint_and_resumes(home, tmp_path):
 
 @pytest.mark.torch
 def test_a_diverging_run_is_recorded_as_failed_with_a_clear_reason(home):
-    result = medbench("train", "-q", "-f", "torch", "-m", "simple_cnn", "-e", "2", *SMALL, "--optimizer", "sgd",
-                      "--lr", "1e12")  # fmt: skip
+    result = medbench(
+        "train",
+        "-q",
+        "-f",
+        "torch",
+        "-m",
+        "simple_cnn",
+        "-e",
+        "2",
+        *SMALL,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e12",
+    )
     assert result.returncode == 1
     run = only_run(home)
     assert run.status == "failed" and "diverged" in run.failure_reason
@@ -157,5 +214,7 @@ def test_a_diverging_run_is_recorded_as_failed_with_a_clear_reason(home):
 
 def test_bad_config_is_one_line_and_nothing_runs(home):
     result = medbench("train", "-f", "torch", "-d", "breastmnist", "--set", "recipe.batch_size=0")
-    assert result.returncode == 2 and "recipe.batch_size" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and "recipe.batch_size" in result.stderr and "Traceback" not in result.stderr
+    )
     assert not (home / "results.sqlite").exists() or not ResultsStore(home / "results.sqlite").list_runs()

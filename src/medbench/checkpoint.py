@@ -57,16 +57,23 @@ def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     from medbench.data.registry import get_dataset
 
     model = fw.build_model(
-        config.model, seed=config.seed, **model_inputs(config, get_dataset(config.data.dataset)), **config.model_options
+        config.model,
+        seed=config.seed,
+        **model_inputs(config, get_dataset(config.data.dataset)),
+        **config.model_options,
     )
     fw.load_weights(model, _best_weights_path(folder))
     return LoadedCheckpoint(folder, meta, config, fw, model)
 
 
 def evaluate_checkpoint(
-    checkpoint: LoadedCheckpoint, split: str, *, data_file: Path | None = None, root: Path | None = None,
+    checkpoint: LoadedCheckpoint,
+    split: str,
+    *,
+    data_file: Path | None = None,
+    root: Path | None = None,
     bootstrap: int = 1000,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Official ACC/AUC and the extras of ``split``, preprocessed as in training."""
     from medbench.data.loading import load_dataset
     from medbench.data.pipeline import make_pipeline
@@ -77,9 +84,15 @@ def evaluate_checkpoint(
     if split not in data.splits or len(data[split]) == 0:
         raise MedbenchError(f"The {split} split of {data.provenance.path} is empty.", "Choose another split.")
     batches = make_pipeline(
-        data, split, batch_size=checkpoint.config.recipe.eval_batch_size, shuffle=False,
-        normalize=checkpoint.normalization(), resize_to=d.resize_to, resize_method=d.resize_method, to_rgb=d.to_rgb,
-    )  # fmt: skip
+        data,
+        split,
+        batch_size=checkpoint.config.recipe.eval_batch_size,
+        shuffle=False,
+        normalize=checkpoint.normalization(),
+        resize_to=d.resize_to,
+        resize_method=d.resize_method,
+        to_rgb=d.to_rgb,
+    )
     metrics = evaluate_split(
         checkpoint.predict, batches, data.info.task, bootstrap=bootstrap, class_names=data.info.labels
     )
@@ -134,14 +147,20 @@ def predict_files(checkpoint: LoadedCheckpoint, paths: list[Path]) -> tuple[list
     stack = np.stack(images)
     split = Split("predict", stack, np.zeros((len(stack), 1), dtype=np.uint8))
     batches = BatchPipeline(
-        split, batch_size=64, normalize=checkpoint.normalization(), resize_to=d.resize_to,
-        resize_method=d.resize_method, to_rgb=d.to_rgb, multi_label=False, prefetch=0,
-    )  # fmt: skip
+        split,
+        batch_size=64,
+        normalize=checkpoint.normalization(),
+        resize_to=d.resize_to,
+        resize_method=d.resize_method,
+        to_rgb=d.to_rgb,
+        multi_label=False,
+        prefetch=0,
+    )
     logits = np.concatenate([checkpoint.predict(x) for x, _ in batches])
     scores = scores_from_logits(logits, meta["task"])
     names = meta["class_names"]
     rows = []
-    for path, score in zip(kept, scores):
+    for path, score in zip(kept, scores, strict=True):
         order = np.argsort(-score)
         rows.append(
             {

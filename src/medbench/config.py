@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -43,7 +43,9 @@ class ScheduleConfig(_Frozen):
     @classmethod
     def _fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if any(not 0 < m < 1 for m in value) or list(value) != sorted(value):
-            raise ValueError("milestones are increasing fractions of the run between 0 and 1, e.g. [0.5, 0.75]")
+            raise ValueError(
+                "milestones are increasing fractions of the run between 0 and 1, e.g. [0.5, 0.75]"
+            )
         return value
 
 
@@ -63,10 +65,10 @@ class AugmentConfig(_Frozen):
 class DataConfig(_Frozen):
     dataset: str = "pathmnist"
     size: int = 28
-    data_file: Optional[Path] = None  # a file in the official layout, used instead of the official download
-    root: Optional[Path] = None
+    data_file: Path | None = None  # a file in the official layout, used instead of the official download
+    root: Path | None = None
     normalize: Literal["official", "dataset", "none"] = "official"
-    resize_to: Optional[int] = None  # upsampled protocols, e.g. 28 -> 224
+    resize_to: int | None = None  # upsampled protocols, e.g. 28 -> 224
     resize_method: Literal["nearest", "bilinear"] = "nearest"
     to_rgb: bool = False
     augment: AugmentConfig = AugmentConfig()
@@ -98,15 +100,15 @@ class RecipeConfig(_Frozen):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    class_weights: Union[None, Literal["balanced"], tuple[float, ...]] = None
-    early_stopping_patience: Optional[int] = Field(None, ge=1)  # epochs without a better val AUC
+    class_weights: None | Literal["balanced"] | tuple[float, ...] = None
+    early_stopping_patience: int | None = Field(None, ge=1)  # epochs without a better val AUC
     select_metric: Literal["val_auc", "val_acc", "val_loss"] = "val_auc"
-    max_steps_per_epoch: Optional[int] = Field(None, ge=1)  # for smoke runs and benchmarks
+    max_steps_per_epoch: int | None = Field(None, ge=1)  # for smoke runs and benchmarks
 
 
 class RuntimeConfig(_Frozen):
-    threads: Optional[int] = Field(None, ge=1)
-    interop_threads: Optional[int] = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1)
+    interop_threads: int | None = Field(None, ge=1)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
@@ -118,7 +120,7 @@ class RunConfig(_Frozen):
     model_options: dict[str, Any] = Field(default_factory=dict)
     # Start from these weights (a PyTorch-named state dict: .safetensors or a torchvision .pth) instead of a
     # fresh initialisation, in any framework, through the converters.
-    init_weights: Optional[Path] = None
+    init_weights: Path | None = None
     data: DataConfig = DataConfig()
     recipe: RecipeConfig = RecipeConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -140,7 +142,9 @@ class RunConfig(_Frozen):
 
             n = get_dataset(self.data.dataset).n_classes
             if len(weights) != n:
-                raise ValueError(f"recipe.class_weights has {len(weights)} values but {self.data.dataset} has {n} classes")
+                raise ValueError(
+                    f"recipe.class_weights has {len(weights)} values but {self.data.dataset} has {n} classes"
+                )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,8 +166,13 @@ def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> An
         problems = []
         for e in err.errors()[:5]:
             where = ".".join(str(p) for p in e["loc"]) or "config"
-            problems.append(f"{where}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
-        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".", "Fix the field(s) named above.") from None
+            problems.append(
+                f"{where}: {e['msg']}"
+                + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
+            )
+        raise ConfigError(
+            "Invalid configuration: " + "; ".join(problems) + ".", "Fix the field(s) named above."
+        ) from None
 
 
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:

@@ -77,7 +77,8 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ConfigError(
-                "The Ray executor needs Ray, which is not installed.", "Install it with `pip install 'medbench[ray]'`."
+                "The Ray executor needs Ray, which is not installed.",
+                "Install it with `pip install 'medbench[ray]'`.",
             ) from None
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -126,7 +127,9 @@ class RayExecutor:
 def make_executor(name: str, *, address: str | None = None, num_cpus: int | None = None):
     if name == "local":
         if address:
-            raise ConfigError("--address is only for the Ray executor.", "Add --executor ray, or drop --address.")
+            raise ConfigError(
+                "--address is only for the Ray executor.", "Add --executor ray, or drop --address."
+            )
         return LocalExecutor()
     if name == "ray":
         return RayExecutor(address, num_cpus=num_cpus)

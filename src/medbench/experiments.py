@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+import tomllib
 from pydantic import Field, field_validator
 
 from medbench.config import RunConfig, _Frozen, parse_config, set_dotted
@@ -74,7 +74,7 @@ class BenchMeasure(_Frozen):
 
 class Measure(_Frozen):
     train: bool = True
-    bench: Optional[BenchMeasure] = None
+    bench: BenchMeasure | None = None
 
 
 class Resources(_Frozen):
@@ -82,7 +82,7 @@ class Resources(_Frozen):
 
     cpus: float = Field(2, gt=0)
     gpus: float = Field(0, ge=0)
-    timeout_s: Optional[float] = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
 
 
 class ExperimentSpec(_Frozen):
@@ -91,7 +91,9 @@ class ExperimentSpec(_Frozen):
     grid: Grid
     base: dict[str, Any] = Field(default_factory=dict)
     variants: list[Variant] = Field(default_factory=lambda: [Variant(name="default")])
-    data_files: dict[str, Path] = Field(default_factory=dict)  # dataset flag -> a local npz in the official layout
+    data_files: dict[str, Path] = Field(
+        default_factory=dict
+    )  # dataset flag -> a local npz in the official layout
     measure: Measure = Measure()
     resources: Resources = Resources()
 
@@ -146,7 +148,8 @@ def resolve_experiment_path(source: str | Path) -> Path:
             return shipped
     names = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
     raise ConfigError(
-        f"No experiment file {str(source)!r}.", f"Give a path, or one of the shipped experiments: {', '.join(names)}."
+        f"No experiment file {str(source)!r}.",
+        f"Give a path, or one of the shipped experiments: {', '.join(names)}.",
     )
 
 
@@ -173,10 +176,17 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
             config = parse_config(raw)
         except ConfigError as err:
             raise ConfigError(
-                f"Trial {dataset}/{size}/{model}/{variant.name}/{framework}/seed {seed}: {err.problem}", err.fix
+                f"Trial {dataset}/{size}/{model}/{variant.name}/{framework}/seed {seed}: {err.problem}",
+                err.fix,
             ) from None
         key = f"{dataset}-{size}-{model}-{variant.name}-{framework}-s{seed}"
-        labels = {"dataset": dataset, "size": size, "model": model, "variant": variant.name, "framework": framework,
-                  "seed": seed}  # fmt: skip
+        labels = {
+            "dataset": dataset,
+            "size": size,
+            "model": model,
+            "variant": variant.name,
+            "framework": framework,
+            "seed": seed,
+        }
         trials.append(Trial(key=key, config=config, variant=variant.name, labels=labels))
     return trials

@@ -29,9 +29,13 @@ def run_folder_name(config: RunConfig, run_id: str) -> str:
 
 
 def train_job(
-    config: RunConfig, *, runs_dir: Path, experiment: str | None = None, run_dir: Path | None = None,
+    config: RunConfig,
+    *,
+    runs_dir: Path,
+    experiment: str | None = None,
+    run_dir: Path | None = None,
     resume: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """A training job; ``run_dir`` (for ``--resume``) defaults to a new folder under ``runs_dir``."""
     run_id = str(uuid.uuid4())
     return {

@@ -7,11 +7,12 @@ Nothing here imports a framework.
 
 from __future__ import annotations
 
-import fnmatch
 import difflib
+import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from medbench.errors import ConfigError
 
@@ -48,8 +49,12 @@ register_model(
     hidden=128,
     dropout=0.5,
 )
-register_model("resnet18", "resnet", "ResNet-18 (torchvision v1.5 layout)", block="basic", layers=(2, 2, 2, 2))
-register_model("resnet50", "resnet", "ResNet-50 (torchvision v1.5 layout)", block="bottleneck", layers=(3, 4, 6, 3))
+register_model(
+    "resnet18", "resnet", "ResNet-18 (torchvision v1.5 layout)", block="basic", layers=(2, 2, 2, 2)
+)
+register_model(
+    "resnet50", "resnet", "ResNet-50 (torchvision v1.5 layout)", block="bottleneck", layers=(3, 4, 6, 3)
+)
 register_model("efficientnetv2_s", "efficientnetv2", "EfficientNetV2-S (torchvision layout)", variant="s")
 register_model("efficientnetv2_m", "efficientnetv2", "EfficientNetV2-M (torchvision layout)", variant="m")
 register_model("efficientnetv2_l", "efficientnetv2", "EfficientNetV2-L (torchvision layout)", variant="l")

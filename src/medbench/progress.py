@@ -57,7 +57,9 @@ class EpochProgress:
         self._count += 1
         self._images += images
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        self._progress.update(self._task, advance=1, loss=self._loss_sum / self._count, ips=self._images / elapsed)
+        self._progress.update(
+            self._task, advance=1, loss=self._loss_sum / self._count, ips=self._images / elapsed
+        )
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         if self.quiet:

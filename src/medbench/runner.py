@@ -65,7 +65,9 @@ def run_job(
     return _settle(store, job, run_id, returncode, timeout_s)
 
 
-def _settle(store: ResultsStore, job: dict[str, Any], run_id: str, returncode: int | None, timeout_s) -> RunRecord:
+def _settle(
+    store: ResultsStore, job: dict[str, Any], run_id: str, returncode: int | None, timeout_s
+) -> RunRecord:
     reason = f"timed out after {timeout_s:.0f} s" if returncode is None else _signal_reason(returncode)
     try:
         record = store.get_run(run_id)

@@ -23,7 +23,9 @@ def prepare_data(spec: ExperimentSpec, trials: list[Trial]) -> None:
     """
     from medbench.data.download import download_dataset
 
-    needed = sorted({(t.config.data.dataset, t.config.data.size) for t in trials if t.config.data.data_file is None})
+    needed = sorted(
+        {(t.config.data.dataset, t.config.data.size) for t in trials if t.config.data.data_file is None}
+    )
     for flag, size in needed:
         root = next(t.config.data.root for t in trials if t.config.data.dataset == flag)
         try:
@@ -62,7 +64,9 @@ def run_experiment(
         for t in trials
         if t.key not in done and spec.measure.train
     ]
-    make_executor(executor, address=address, num_cpus=ray_cpus).run(tasks, store_path=store.path, on_event=on_event)
+    make_executor(executor, address=address, num_cpus=ray_cpus).run(
+        tasks, store_path=store.path, on_event=on_event
+    )
 
 
 def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]]:
@@ -75,7 +79,11 @@ def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]
     for (dataset, size, model, variant, framework), runs in sorted(groups.items()):
         rows.append(
             {
-                "dataset": dataset, "size": size, "model": model, "variant": variant, "framework": framework,
+                "dataset": dataset,
+                "size": size,
+                "model": model,
+                "variant": variant,
+                "framework": framework,
                 "n": len(runs),
                 **_mean_std("test_acc", [r.metrics.get("test_acc") for r in runs]),
                 **_mean_std("test_auc", [r.metrics.get("test_auc") for r in runs]),
@@ -83,7 +91,7 @@ def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]
                 **_mean_std("images_per_s", [r.timings.get("steady_images_per_s") for r in runs]),
                 "official_data": all((r.dataset_provenance or {}).get("official") for r in runs),
             }
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -103,15 +111,33 @@ def _pm(mean: float | None, std: float | None, digits: int) -> str:
 def summary_table(store: ResultsStore, spec: ExperimentSpec) -> Table:
     rows = comparison_rows(store, spec.name)
     table = Table(title=f"{spec.name}: mean ± std over seeds (test split)")
-    for column in ("dataset", "model", "variant", "framework", "n", "test ACC", "test AUC", "s/epoch", "img/s"):
-        table.add_column(column, justify="left" if column in ("dataset", "model", "variant", "framework") else "right")
+    for column in (
+        "dataset",
+        "model",
+        "variant",
+        "framework",
+        "n",
+        "test ACC",
+        "test AUC",
+        "s/epoch",
+        "img/s",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("dataset", "model", "variant", "framework") else "right"
+        )
     for row in rows:
         data = f"{row['dataset']} {row['size']}px" + ("" if row["official_data"] else " (custom file)")
         table.add_row(
-            data, row["model"], row["variant"], row["framework"], str(row["n"]),
-            _pm(row["test_acc"], row["test_acc_std"], 4), _pm(row["test_auc"], row["test_auc_std"], 4),
-            _pm(row["s_per_epoch"], row["s_per_epoch_std"], 2), _pm(row["images_per_s"], row["images_per_s_std"], 0),
-        )  # fmt: skip
+            data,
+            row["model"],
+            row["variant"],
+            row["framework"],
+            str(row["n"]),
+            _pm(row["test_acc"], row["test_acc_std"], 4),
+            _pm(row["test_auc"], row["test_auc_std"], 4),
+            _pm(row["s_per_epoch"], row["s_per_epoch_std"], 2),
+            _pm(row["images_per_s"], row["images_per_s_std"], 0),
+        )
     if not rows:
         table.caption = "no completed runs: see `medbench results --status failed`"
     return table

@@ -140,9 +140,15 @@ def evaluate_split(
         return {}
     logits, labels = predict_logits(predict, batches)
     result = evaluate(
-        labels, logits, task, from_logits=True, bootstrap=bootstrap, seed=seed, class_names=class_names,
+        labels,
+        logits,
+        task,
+        from_logits=True,
+        bootstrap=bootstrap,
+        seed=seed,
+        class_names=class_names,
         on_missing="nan",
-    )  # fmt: skip
+    )
     return result.to_dict()
 
 
@@ -217,7 +223,9 @@ def train(
             dataset_provenance=data.provenance.to_dict(),
         )
         with chrono.phase("model_build"):
-            model = fw.build_model(config.model, seed=config.seed, **model_inputs(config, info), **config.model_options)
+            model = fw.build_model(
+                config.model, seed=config.seed, **model_inputs(config, info), **config.model_options
+            )
             if config.init_weights is not None:
                 from medbench.frameworks.checkpoints import load_torchvision_checkpoint
 
@@ -227,9 +235,14 @@ def train(
             trainer = fw.create_trainer(
                 model,
                 optimizer=OptimizerSpec(
-                    name=opt.name, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov,
-                    weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps,
-                ),  # fmt: skip
+                    name=opt.name,
+                    lr=opt.lr,
+                    momentum=opt.momentum,
+                    nesterov=opt.nesterov,
+                    weight_decay=opt.weight_decay,
+                    betas=opt.betas,
+                    eps=opt.eps,
+                ),
                 loss="bce_with_logits" if data.multi_label else "cross_entropy",
                 label_smoothing=config.recipe.label_smoothing,
                 class_weights=weights,
@@ -249,8 +262,20 @@ def train(
             min_lr=config.recipe.schedule.min_lr,
             steps_per_epoch=steps_per_epoch,
         )
-        _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_epoch, chrono, progress,
-              run_dir, info, quiet=quiet)  # fmt: skip
+        _loop(
+            config,
+            trainer,
+            fw,
+            train_batches,
+            val_batches,
+            schedule,
+            steps_per_epoch,
+            chrono,
+            progress,
+            run_dir,
+            info,
+            quiet=quiet,
+        )
         with chrono.phase("final_evaluation"):
             fw.load_weights(trainer.model, _best_weights_path(run_dir))
             metrics = _final_metrics(config, data, normalization, fw, trainer, info)
@@ -285,8 +310,21 @@ def _steps_per_epoch(config: RunConfig, batches) -> int:
     return n
 
 
-def _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_epoch, chrono, progress, run_dir,
-          info, *, quiet: bool) -> None:  # fmt: skip
+def _loop(
+    config,
+    trainer,
+    fw,
+    train_batches,
+    val_batches,
+    schedule,
+    steps_per_epoch,
+    chrono,
+    progress,
+    run_dir,
+    info,
+    *,
+    quiet: bool,
+) -> None:
     from medbench.progress import EpochProgress
 
     select = config.recipe.select_metric
@@ -312,7 +350,11 @@ def _loop(config, trainer, fw, train_batches, val_batches, schedule, steps_per_e
                 bar.step(result.loss, len(images))
             with chrono.phase("evaluation"):
                 val = evaluate_split(trainer.eval_logits, val_batches, info.task)
-            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": schedule(progress.step - 1)}
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "lr": schedule(progress.step - 1),
+            }
             record.update({f"val_{k}": val[k] for k in ("acc", "auc") if k in val})
             progress.history.append(record)
             improved = _update_best(progress, val, select, epoch)
@@ -350,7 +392,11 @@ def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, 
     for split in ("train", "val", "test"):
         batches = make_batches(config, data, split, normalization=normalization, train=False)
         result = evaluate_split(
-            trainer.eval_logits, batches, info.task, bootstrap=1000 if split == "test" else 0, class_names=info.labels
+            trainer.eval_logits,
+            batches,
+            info.task,
+            bootstrap=1000 if split == "test" else 0,
+            class_names=info.labels,
         )
         for key, value in result.items():
             metrics[f"{split}_{key}"] = value
@@ -405,7 +451,12 @@ def failure_reason(err: BaseException) -> str:
     """One line that says what went wrong, recognising out-of-memory errors from every framework."""
     text = f"{type(err).__name__}: {err}".strip()
     lowered = text.lower()
-    if isinstance(err, MemoryError) or "out of memory" in lowered or "resource_exhausted" in lowered or "oom" in lowered.split():
+    if (
+        isinstance(err, MemoryError)
+        or "out of memory" in lowered
+        or "resource_exhausted" in lowered
+        or "oom" in lowered.split()
+    ):
         return f"out of memory: {text[:300]}"
     if isinstance(err, MedbenchError):
         return str(err)

@@ -217,7 +217,13 @@ def optimizer_inputs(seed: int = 3, size: int = 64) -> dict[str, np.ndarray]:
 
 def optimizer_tasks() -> list[dict[str, Any]]:
     return [
-        {"id": spec["id"], "kind": "optimizer", "optimizer": {**spec["optimizer"], "lr": spec["lrs"][0]},
-         "lrs": spec["lrs"], "params": "opt/params", "grads": "opt/grads"}
+        {
+            "id": spec["id"],
+            "kind": "optimizer",
+            "optimizer": {**spec["optimizer"], "lr": spec["lrs"][0]},
+            "lrs": spec["lrs"],
+            "params": "opt/params",
+            "grads": "opt/grads",
+        }
         for spec in OPTIMIZER_CASES
-    ]  # fmt: skip
+    ]

@@ -54,19 +54,23 @@ def test_overrides_change_any_field(grid_file):
 def test_data_files_are_applied_per_dataset(grid_file, tmp_path):
     spec = load_experiment(grid_file, [("data_files.breastmnist", str(tmp_path / "b.npz"))])
     trials = expand(spec)
-    assert all(str(t.config.data.data_file) == str(tmp_path / "b.npz") for t in trials if t.config.data.dataset == "breastmnist")
+    assert all(
+        str(t.config.data.data_file) == str(tmp_path / "b.npz")
+        for t in trials
+        if t.config.data.dataset == "breastmnist"
+    )
     assert all(t.config.data.data_file is None for t in trials if t.config.data.dataset == "pneumoniamnist")
 
 
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ("datasets = [\"breastmnist\", \"pneumoniamnist\"]", None),
-        ("datasets = [\"breastmnst\"]", "Did you mean breastmnist"),
+        ('datasets = ["breastmnist", "pneumoniamnist"]', None),
+        ('datasets = ["breastmnst"]', "Did you mean breastmnist"),
         ("sizes = [28, 64]", None),
         ("sizes = [32]", "28, 64, 128, 224"),
-        ("models = [\"simple_cnn\"]", None),
-        ("models = [\"vgg\"]", "Unknown model"),
+        ('models = ["simple_cnn"]', None),
+        ('models = ["vgg"]', "Unknown model"),
     ],
 )
 def test_a_mistake_anywhere_in_the_grid_is_reported_before_anything_runs(tmp_path, patch, message):

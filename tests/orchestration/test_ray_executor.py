@@ -25,7 +25,9 @@ def test_trials_run_as_ray_tasks_and_rows_are_gathered_into_one_store(cluster, t
     store_path = tmp_path / "results.sqlite"
     events = []
     tasks = [selftest("ok", "a"), selftest("ok", "b"), selftest("kill", "c"), selftest("fail", "d")]
-    RayExecutor().run(tasks, store_path=store_path, on_event=lambda kind, key, rec: events.append((kind, key, rec)))
+    RayExecutor().run(
+        tasks, store_path=store_path, on_event=lambda kind, key, rec: events.append((kind, key, rec))
+    )
     rows = {r.config["key"]: r for r in ResultsStore(store_path).list_runs()}
     assert set(rows) == {"a", "b", "c", "d"}
     assert rows["a"].status == rows["b"].status == "completed"

@@ -34,9 +34,15 @@ cpus = 1
 
 
 def medbench(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MEDBENCH_HOME": str(home), "MEDBENCH_CACHE_DIR": str(home / "cache"), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=900)  # fmt: skip
+    env = {
+        **os.environ,
+        "MEDBENCH_HOME": str(home),
+        "MEDBENCH_CACHE_DIR": str(home / "cache"),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "medbench.cli", *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 @pytest.mark.torch
@@ -45,8 +51,16 @@ def test_local_grid_runs_skips_what_is_done_and_records_failures(tmp_path):
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     exp = tmp_path / "grid.toml"
     exp.write_text(GRID.format(name="local_grid", datasets='["breastmnist", "pneumoniamnist"]'))
-    args = ["run", str(exp), "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}",
-            "--data-file", f"pneumoniamnist={corrupt}", "--report", str(tmp_path / "report")]  # fmt: skip
+    args = [
+        "run",
+        str(exp),
+        "--data-file",
+        f"breastmnist={SHARED / 'breastmnist.npz'}",
+        "--data-file",
+        f"pneumoniamnist={corrupt}",
+        "--report",
+        str(tmp_path / "report"),
+    ]
     first = medbench(*args, home=tmp_path)
     assert first.returncode == 1  # the corrupt file's trials failed ...
     runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="local_grid")
@@ -67,8 +81,17 @@ def test_grid_through_a_real_local_ray_cluster(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'medbench[ray]')")
     exp = tmp_path / "grid.toml"
     exp.write_text(GRID.format(name="ray_grid", datasets='["breastmnist"]'))
-    result = medbench("run", str(exp), "--executor", "ray", "--ray-cpus", "2",
-                      "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}", home=tmp_path)  # fmt: skip
+    result = medbench(
+        "run",
+        str(exp),
+        "--executor",
+        "ray",
+        "--ray-cpus",
+        "2",
+        "--data-file",
+        f"breastmnist={SHARED / 'breastmnist.npz'}",
+        home=tmp_path,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="ray_grid")
     assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "completed" for r in runs)
@@ -82,4 +105,7 @@ def test_dry_run_lists_trials_without_running(tmp_path):
     exp.write_text(GRID.format(name="dry", datasets='["breastmnist"]'))
     result = medbench("run", str(exp), "--dry-run", "--set", "grid.seeds=[0,1,2]", home=tmp_path)
     assert result.returncode == 0 and result.stdout.count("to run") == 3
-    assert not (tmp_path / "results.sqlite").exists() or not ResultsStore(tmp_path / "results.sqlite").list_runs()
+    assert (
+        not (tmp_path / "results.sqlite").exists()
+        or not ResultsStore(tmp_path / "results.sqlite").list_runs()
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -13,11 +13,11 @@ from medbench.commands.app import app, console
 from medbench.data import registry
 
 RootOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--root", help=f"Data folder (default: ${registry.ROOT_ENV_VAR}, else ~/.medmnist)."),
 ]
 SizeOption = Annotated[
-    Optional[list[int]], typer.Option("--size", "-s", help="Image size(s): 28, 64, 128, 224 (repeatable).")
+    list[int] | None, typer.Option("--size", "-s", help="Image size(s): 28, 64, 128, 224 (repeatable).")
 ]
 
 
@@ -28,7 +28,11 @@ def _sizes(sizes: list[int] | None, default: tuple[int, ...]) -> tuple[int, ...]
     return chosen
 
 
-_SHORT_TASK = {"multi-label, binary-class": "multi-label", "ordinal-regression": "ordinal", "binary-class": "binary"}
+_SHORT_TASK = {
+    "multi-label, binary-class": "multi-label",
+    "ordinal-regression": "ordinal",
+    "binary-class": "binary",
+}
 
 
 def _status_cell(path: Path, verified: bool | None) -> str:
@@ -75,9 +79,16 @@ def datasets_command(
             cells.append(_status_cell(path, verified))
         n = info.n_samples
         table.add_row(
-            flag, _SHORT_TASK.get(info.task.value, info.task.value), str(info.n_classes), str(info.n_channels),
-            f"{n['train']:,}", f"{n['val']:,}", f"{n['test']:,}", info.license, *cells,
-        )  # fmt: skip
+            flag,
+            _SHORT_TASK.get(info.task.value, info.task.value),
+            str(info.n_classes),
+            str(info.n_channels),
+            f"{n['train']:,}",
+            f"{n['val']:,}",
+            f"{n['test']:,}",
+            info.license,
+            *cells,
+        )
     console.print(table)
 
 
@@ -85,7 +96,9 @@ def datasets_command(
 def info_command(name: str, root: RootOption = None) -> None:
     """Show one dataset's metadata, class names and official files."""
     info = registry.get_dataset(name)
-    console.print(f"[bold]{info.title}[/] ({info.flag}) - {info.task.value}, {info.n_channels} channel(s), {info.license}")
+    console.print(
+        f"[bold]{info.title}[/] ({info.flag}) - {info.task.value}, {info.n_channels} channel(s), {info.license}"
+    )
     console.print(info.description, highlight=False)
     classes = Table(title="classes")
     classes.add_column("index", justify="right")
@@ -99,7 +112,9 @@ def info_command(name: str, root: RootOption = None) -> None:
     for size in info.sizes:
         path = registry.local_path(info.flag, size, root)
         remote = info.remote(size)
-        files.add_row(str(size), info.filename(size), remote.md5, "yes" if path.exists() else "no", remote.url)
+        files.add_row(
+            str(size), info.filename(size), remote.md5, "yes" if path.exists() else "no", remote.url
+        )
     console.print(files)
     console.print("splits: " + ", ".join(f"{k} {v:,}" for k, v in info.n_samples.items()))
 
@@ -109,7 +124,9 @@ def download_command(
     names: Annotated[list[str], typer.Argument(help="Dataset flag(s), e.g. bloodmnist, or 'all'.")],
     size: SizeOption = None,
     root: RootOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Download again even if a verified copy exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if a verified copy exists.")
+    ] = False,
 ) -> None:
     """Download official MedMNIST files (resumable, MD5-checked) into the data root."""
     from medbench.data.download import download_dataset
@@ -123,7 +140,9 @@ def download_command(
 
 @app.command("verify")
 def verify_command(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Dataset flag(s); default: every cached file.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Dataset flag(s); default: every cached file.")
+    ] = None,
     size: SizeOption = None,
     root: RootOption = None,
 ) -> None:
@@ -153,9 +172,13 @@ def verify_command(
             bad += not result.ok
             table.add_row(flag, str(s), status, result.md5_actual or "-", str(result.path))
     if checked == 0:
-        console.print(f"No MedMNIST files found under {registry.data_root(root)}. Try `medbench download NAME`.")
+        console.print(
+            f"No MedMNIST files found under {registry.data_root(root)}. Try `medbench download NAME`."
+        )
         raise typer.Exit(1)
     console.print(table)
     if bad:
-        console.print(f"[red]{bad} file(s) missing or corrupt.[/] Re-download with `medbench download NAME --size S --force`.")
+        console.print(
+            f"[red]{bad} file(s) missing or corrupt.[/] Re-download with `medbench download NAME --size S --force`."
+        )
         raise typer.Exit(1)

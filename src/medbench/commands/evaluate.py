@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,9 +18,13 @@ CheckpointArg = Annotated[Path, typer.Argument(help="A run folder printed by `me
 def evaluate_command(
     checkpoint: CheckpointArg,
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
-    data_file: Annotated[Optional[Path], typer.Option("--data-file", help="Evaluate on another npz file.")] = None,
-    root: Annotated[Optional[Path], typer.Option("--root")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples for confidence intervals (0: off).")] = 1000,
+    data_file: Annotated[
+        Path | None, typer.Option("--data-file", help="Evaluate on another npz file.")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root")] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Resamples for confidence intervals (0: off).")
+    ] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Official ACC/AUC, confidence intervals and per-class metrics of a checkpoint on one split."""
@@ -38,8 +42,10 @@ def evaluate_command(
     auc_ci = metrics.get("auc_ci") or {}
     console.print(
         f"[bold]{loaded.config.model}[/] ({loaded.meta['framework']}) on {loaded.config.data.dataset} {split}: "
-        f"ACC {metrics['acc']:.4f}" + (f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "")
-        + f"  AUC {metrics['auc']:.4f}" + (f" [{auc_ci['low']:.4f}, {auc_ci['high']:.4f}]" if auc_ci else "")
+        f"ACC {metrics['acc']:.4f}"
+        + (f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "")
+        + f"  AUC {metrics['auc']:.4f}"
+        + (f" [{auc_ci['low']:.4f}, {auc_ci['high']:.4f}]" if auc_ci else "")
         + f"  balanced ACC {metrics.get('balanced_accuracy', float('nan')):.4f}"
         + f"  macro-F1 {metrics.get('macro_f1', float('nan')):.4f}",
         highlight=False,
@@ -52,7 +58,9 @@ def evaluate_command(
         names = loaded.meta["class_names"]
         for i, name in enumerate(names):
             table.add_row(
-                name, *(f"{per_class[k][i]:.3f}" for k in ("precision", "recall", "f1")), str(per_class["support"][i])
+                name,
+                *(f"{per_class[k][i]:.3f}" for k in ("precision", "recall", "f1")),
+                str(per_class["support"][i]),
             )
         console.print(table)
 
@@ -74,7 +82,9 @@ def predict_command(
     if as_json:
         print(json.dumps(rows, indent=1))
     elif rows:
-        table = Table(title=f"{loaded.config.model} ({loaded.meta['framework']}) on {loaded.config.data.dataset}")
+        table = Table(
+            title=f"{loaded.config.model} ({loaded.meta['framework']}) on {loaded.config.data.dataset}"
+        )
         table.add_column("image")
         table.add_column("prediction")
         table.add_column("p", justify="right")
@@ -82,9 +92,11 @@ def predict_command(
         for row in rows:
             ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
             table.add_row(
-                row["image"], row["prediction"], f"{row['probability']:.3f}",
+                row["image"],
+                row["prediction"],
+                f"{row['probability']:.3f}",
                 ", ".join(f"{name} {p:.3f}" for name, p in ranked),
-            )  # fmt: skip
+            )
         console.print(table)
     if errors:
         raise typer.Exit(1)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from medbench.commands.app import app, console
 
-StoreOption = Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")]
 
 
 def _filters(**values: Any) -> dict[str, Any]:
@@ -30,16 +30,18 @@ def _timing(record, key: str, digits: int = 2) -> str:
 @app.command("results")
 def results_command(
     store: StoreOption = None,
-    framework: Annotated[Optional[str], typer.Option("--framework", "-f")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d")] = None,
-    size: Annotated[Optional[int], typer.Option("--size", "-s")] = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="running, completed, failed, interrupted.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="train, bench, ...")] = None,
-    experiment: Annotated[Optional[str], typer.Option("--experiment", "-x")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n")] = None,
+    framework: Annotated[str | None, typer.Option("--framework", "-f")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d")] = None,
+    size: Annotated[int | None, typer.Option("--size", "-s")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="running, completed, failed, interrupted.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="train, bench, ...")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", "-x")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n")] = None,
     export: Annotated[
-        Optional[Path], typer.Option("--export", help="Write the runs to a .csv, .json or .parquet file.")
+        Path | None, typer.Option("--export", help="Write the runs to a .csv, .json or .parquet file.")
     ] = None,
 ) -> None:
     """List runs in the order they started, filtered; optionally export them as CSV, JSON or Parquet."""
@@ -49,8 +51,15 @@ def results_command(
     results = ResultsStore(store)
     runs = results.list_runs(
         limit=limit,
-        **_filters(framework=framework, model=model, dataset=dataset, size=size, status=status, kind=kind,
-                   experiment=experiment),  # fmt: skip
+        **_filters(
+            framework=framework,
+            model=model,
+            dataset=dataset,
+            size=size,
+            status=status,
+            kind=kind,
+            experiment=experiment,
+        ),
     )
     if export is not None:
         path = export_runs(runs, export)
@@ -60,14 +69,34 @@ def results_command(
         console.print(f"No runs match in {results.path}.")
         return
     table = Table(title=f"{len(runs)} run(s) in {results.path}")
-    for column in ("run", "created", "kind", "status", "framework", "model", "dataset", "seed",
-                   "test ACC", "test AUC", "s/epoch", "reason"):  # fmt: skip
+    for column in (
+        "run",
+        "created",
+        "kind",
+        "status",
+        "framework",
+        "model",
+        "dataset",
+        "seed",
+        "test ACC",
+        "test AUC",
+        "s/epoch",
+        "reason",
+    ):
         table.add_column(column, overflow="fold")
     for r in runs:
         table.add_row(
-            r.run_id[:8], (r.created_at or "")[:19], r.kind, r.status, r.framework or "-", r.model or "-",
-            f"{r.dataset} {r.size}px" if r.dataset else "-", "-" if r.seed is None else str(r.seed),
-            _metric(r, "test_acc"), _metric(r, "test_auc"), _timing(r, "train_s_per_epoch"),
+            r.run_id[:8],
+            (r.created_at or "")[:19],
+            r.kind,
+            r.status,
+            r.framework or "-",
+            r.model or "-",
+            f"{r.dataset} {r.size}px" if r.dataset else "-",
+            "-" if r.seed is None else str(r.seed),
+            _metric(r, "test_acc"),
+            _metric(r, "test_auc"),
+            _timing(r, "train_s_per_epoch"),
             (r.failure_reason or "")[:80],
-        )  # fmt: skip
+        )
     console.print(table)

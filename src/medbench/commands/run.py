@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
@@ -45,17 +45,31 @@ class GridDisplay:
         for s, _ in self.state.values():
             counts[s] = counts.get(s, 0) + 1
         summary = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        table = Table(title=f"{summary}  |  elapsed {(time.monotonic() - self.t0) / 60:.1f} min  ETA {self._eta()}")
+        table = Table(
+            title=f"{summary}  |  elapsed {(time.monotonic() - self.t0) / 60:.1f} min  ETA {self._eta()}"
+        )
         for column in ("trial", "state", "test ACC", "test AUC", "s/epoch", "note"):
-            table.add_column(column, justify="right" if column in ("test ACC", "test AUC", "s/epoch") else "left")
+            table.add_column(
+                column, justify="right" if column in ("test ACC", "test AUC", "s/epoch") else "left"
+            )
         for key, (state, record) in self.state.items():
-            style = {"done": "green", "skipped": "dim", "running": "yellow", "failed": "red", "interrupted": "red"}
+            style = {
+                "done": "green",
+                "skipped": "dim",
+                "running": "yellow",
+                "failed": "red",
+                "interrupted": "red",
+            }
             m = (record.metrics or {}) if record else {}
             t = (record.timings or {}) if record else {}
             table.add_row(
-                key, f"[{style.get(state, 'white')}]{state}[/]", _f(m.get("test_acc")), _f(m.get("test_auc")),
-                _f(t.get("train_s_per_epoch"), 2), (record.failure_reason or "")[:70] if record else "",
-            )  # fmt: skip
+                key,
+                f"[{style.get(state, 'white')}]{state}[/]",
+                _f(m.get("test_acc")),
+                _f(m.get("test_auc")),
+                _f(t.get("train_s_per_epoch"), 2),
+                (record.failure_reason or "")[:70] if record else "",
+            )
         return table
 
 
@@ -67,7 +81,9 @@ def _data_file_overrides(items: list[str]) -> list[tuple[str, Any]]:
     out = []
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--data-file {item!r} is not FLAG=PATH.", "Write e.g. --data-file bloodmnist=./blood.npz.")
+            raise ConfigError(
+                f"--data-file {item!r} is not FLAG=PATH.", "Write e.g. --data-file bloodmnist=./blood.npz."
+            )
         flag, path = item.split("=", 1)
         if not Path(path).expanduser().exists():
             raise ConfigError(f"--data-file {flag}: {path} does not exist.", "Check the path.")
@@ -79,19 +95,23 @@ def _data_file_overrides(items: list[str]) -> list[tuple[str, Any]]:
 def run_command(
     experiment: Annotated[str, typer.Argument(help="An experiment file, or a shipped one: quick, ...")],
     overrides: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override a field: --set grid.seeds=[0,1,2].")
+        list[str] | None, typer.Option("--set", help="Override a field: --set grid.seeds=[0,1,2].")
     ] = None,
     data_files: Annotated[
-        Optional[list[str]], typer.Option("--data-file", help="FLAG=PATH: use a local npz for a dataset.")
+        list[str] | None, typer.Option("--data-file", help="FLAG=PATH: use a local npz for a dataset.")
     ] = None,
     executor: Annotated[str, typer.Option("--executor", help="local (default) or ray.")] = "local",
-    address: Annotated[Optional[str], typer.Option("--address", help="An existing Ray cluster.")] = None,
-    ray_cpus: Annotated[Optional[int], typer.Option("--ray-cpus", help="CPUs of a local Ray cluster.")] = None,
-    store: Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for checkpoints.")] = None,
-    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Where to write the report.")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="An existing Ray cluster.")] = None,
+    ray_cpus: Annotated[int | None, typer.Option("--ray-cpus", help="CPUs of a local Ray cluster.")] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for checkpoints.")] = None,
+    report_dir: Annotated[Path | None, typer.Option("--report", help="Where to write the report.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
-    rerun: Annotated[bool, typer.Option("--rerun", help="Run trials again even if already completed.")] = False,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Run trials again even if already completed.")
+    ] = False,
 ) -> None:
     """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report."""
     from medbench.experiments import expand, load_experiment
@@ -117,12 +137,21 @@ def run_command(
         prepare_data(spec, [t for t in trials if t.key not in done])
     exe_parallel = (ray_cpus or 2) // max(1, int(spec.resources.cpus)) if executor == "ray" else 1
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
-    console.print(f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}")
+    console.print(
+        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
+    )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(
-            spec, trials, done, store=results, executor=executor, address=address, ray_cpus=ray_cpus,
-            runs_root=output or runs_dir(), on_event=display.on_event,
-        )  # fmt: skip
+            spec,
+            trials,
+            done,
+            store=results,
+            executor=executor,
+            address=address,
+            ray_cpus=ray_cpus,
+            runs_root=output or runs_dir(),
+            on_event=display.on_event,
+        )
     console.print(summary_table(results, spec))
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report)
@@ -130,7 +159,9 @@ def run_command(
         console.print(f"report: {path}")
     failed = [k for k, (s, _) in display.state.items() if s in ("failed", "interrupted")]
     if failed:
-        console.print(f"[red]{len(failed)} trial(s) failed[/]; see the table above and `medbench results --status failed`.")
+        console.print(
+            f"[red]{len(failed)} trial(s) failed[/]; see the table above and `medbench results --status failed`."
+        )
         raise typer.Exit(1)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
+import tomllib
 import typer
 from rich.table import Table
 
@@ -25,7 +25,9 @@ def _load_config_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"Config file {path} cannot be parsed: {err}.", "Fix its syntax (TOML or JSON).") from None
+        raise ConfigError(
+            f"Config file {path} cannot be parsed: {err}.", "Fix its syntax (TOML or JSON)."
+        ) from None
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -52,40 +54,54 @@ def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[st
 
 @app.command("train")
 def train_command(
-    framework: Annotated[Optional[str], Framework] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="A model from `medbench models`.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="A dataset flag, e.g. pathmnist.")] = None,
-    size: Annotated[Optional[int], typer.Option("--size", "-s", help="Image size: 28, 64, 128 or 224.")] = None,
-    data_file: Annotated[
-        Optional[Path], typer.Option("--data-file", help="An npz in the official layout (not necessarily official).")
+    framework: Annotated[str | None, Framework] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="A model from `medbench models`.")
     ] = None,
-    root: Annotated[Optional[Path], typer.Option("--root", help="Data folder (default ~/.medmnist).")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr")] = None,
-    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
-    schedule: Annotated[Optional[str], typer.Option("--schedule", help="step, cosine or constant.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay")] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="A dataset flag, e.g. pathmnist.")
+    ] = None,
+    size: Annotated[int | None, typer.Option("--size", "-s", help="Image size: 28, 64, 128 or 224.")] = None,
+    data_file: Annotated[
+        Path | None,
+        typer.Option("--data-file", help="An npz in the official layout (not necessarily official)."),
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Data folder (default ~/.medmnist).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", "-e")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b")] = None,
+    lr: Annotated[float | None, typer.Option("--lr")] = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
+    schedule: Annotated[str | None, typer.Option("--schedule", help="step, cosine or constant.")] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay")] = None,
+    label_smoothing: Annotated[float | None, typer.Option("--label-smoothing")] = None,
     early_stopping: Annotated[
-        Optional[int], typer.Option("--early-stopping", help="Stop after N epochs without a better val AUC.")
+        int | None, typer.Option("--early-stopping", help="Stop after N epochs without a better val AUC.")
     ] = None,
     augment: Annotated[bool, typer.Option("--augment", help="Flips, ±15° rotations and 2 px crops.")] = False,
-    resize_to: Annotated[Optional[int], typer.Option("--resize-to", help="Upsample inputs, e.g. 224.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads for the framework.")] = None,
-    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed(s); repeat for several runs.")] = None,
+    resize_to: Annotated[int | None, typer.Option("--resize-to", help="Upsample inputs, e.g. 224.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Intra-op threads for the framework.")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="Seed(s); repeat for several runs.")
+    ] = None,
     max_steps: Annotated[
-        Optional[int], typer.Option("--max-steps-per-epoch", help="Cap the steps per epoch (smoke runs).")
+        int | None, typer.Option("--max-steps-per-epoch", help="Cap the steps per epoch (smoke runs).")
     ] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML or JSON run config.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A TOML or JSON run config.")
+    ] = None,
     overrides: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Override any field: --set recipe.optimizer.name=adamw.")
+        list[str] | None,
+        typer.Option("--set", help="Override any field: --set recipe.optimizer.name=adamw."),
     ] = None,
-    store: Annotated[Optional[Path], typer.Option("--store", help="Results database (default ~/.medbench).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for run checkpoints.")] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for run checkpoints.")] = None,
     resume: Annotated[
-        Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its folder.")
+        Path | None, typer.Option("--resume", help="Continue an interrupted run from its folder.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -97,14 +113,25 @@ def train_command(
         jobs = [_resume_job(resume)]
     else:
         flags = {
-            "framework": framework, "model": model, "data.dataset": dataset, "data.size": size,
-            "data.data_file": str(data_file) if data_file else None, "data.root": str(root) if root else None,
-            "recipe.epochs": epochs, "recipe.batch_size": batch_size, "recipe.optimizer.lr": lr,
-            "recipe.optimizer.name": optimizer, "recipe.schedule.kind": schedule,
-            "recipe.optimizer.weight_decay": weight_decay, "recipe.label_smoothing": label_smoothing,
-            "recipe.early_stopping_patience": early_stopping, "recipe.max_steps_per_epoch": max_steps,
-            "data.resize_to": resize_to, "runtime.precision": precision, "runtime.threads": threads,
-        }  # fmt: skip
+            "framework": framework,
+            "model": model,
+            "data.dataset": dataset,
+            "data.size": size,
+            "data.data_file": str(data_file) if data_file else None,
+            "data.root": str(root) if root else None,
+            "recipe.epochs": epochs,
+            "recipe.batch_size": batch_size,
+            "recipe.optimizer.lr": lr,
+            "recipe.optimizer.name": optimizer,
+            "recipe.schedule.kind": schedule,
+            "recipe.optimizer.weight_decay": weight_decay,
+            "recipe.label_smoothing": label_smoothing,
+            "recipe.early_stopping_patience": early_stopping,
+            "recipe.max_steps_per_epoch": max_steps,
+            "data.resize_to": resize_to,
+            "runtime.precision": precision,
+            "runtime.threads": threads,
+        }
         if augment:
             flags["data.augment"] = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
         base = _load_config_file(config_file) if config_file else {}
@@ -140,15 +167,36 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _print_summary(records) -> None:
     table = Table(title="training runs")
-    for column in ("run", "framework", "model", "data", "seed", "status", "test ACC", "test AUC", "s/epoch", "img/s"):
-        table.add_column(column, justify="right" if column in ("seed", "test ACC", "test AUC", "s/epoch", "img/s") else "left")
+    for column in (
+        "run",
+        "framework",
+        "model",
+        "data",
+        "seed",
+        "status",
+        "test ACC",
+        "test AUC",
+        "s/epoch",
+        "img/s",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column in ("seed", "test ACC", "test AUC", "s/epoch", "img/s") else "left",
+        )
     for r in records:
         m, t = r.metrics or {}, r.timings or {}
         table.add_row(
-            r.run_id[:8], r.framework, r.model, f"{r.dataset} {r.size}px", str(r.seed), r.status,
-            _fmt(m.get("test_acc")), _fmt(m.get("test_auc")), _fmt(t.get("train_s_per_epoch"), 2),
+            r.run_id[:8],
+            r.framework,
+            r.model,
+            f"{r.dataset} {r.size}px",
+            str(r.seed),
+            r.status,
+            _fmt(m.get("test_acc")),
+            _fmt(m.get("test_auc")),
+            _fmt(t.get("train_s_per_epoch"), 2),
             _fmt(t.get("steady_images_per_s"), 0),
-        )  # fmt: skip
+        )
     console.print(table)
     for r in records:
         if r.status == "completed":

@@ -50,9 +50,19 @@ def describe(
 ) -> dict:
     """:func:`measure` in a fresh ``python -m medbench.frameworks.describe`` process."""
     cmd = [
-        sys.executable, "-m", "medbench.frameworks.describe", framework, "--models", ",".join(names),
-        "--size", str(image_size), "--classes", str(num_classes), "--channels", str(in_channels),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "medbench.frameworks.describe",
+        framework,
+        "--models",
+        ",".join(names),
+        "--size",
+        str(image_size),
+        "--classes",
+        str(num_classes),
+        "--channels",
+        str(in_channels),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

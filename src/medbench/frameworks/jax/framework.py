@@ -148,6 +148,10 @@ class JaxFramework(Framework):
         from medbench.frameworks.jax.train import JaxTrainer
 
         return JaxTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            model,
+            self.runtime,
+            optimizer=optimizer,
+            loss=loss,
+            label_smoothing=label_smoothing,
             class_weights=class_weights,
-        )  # fmt: skip
+        )

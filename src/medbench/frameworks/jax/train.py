@@ -157,12 +157,14 @@ class JaxTrainer(Trainer):
         leaves, treedef = jax.tree.flatten(current)
         with np.load(Path(path) / "jax_state.npz") as saved:
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        if len(values) != len(leaves) or any(v.shape != np.shape(_key_data(x)) for v, x in zip(values, leaves)):
+        if len(values) != len(leaves) or any(
+            v.shape != np.shape(_key_data(x)) for v, x in zip(values, leaves, strict=False)
+        ):
             raise ConfigError(
                 f"{path}: the saved training state does not fit this model and optimizer.",
                 "Resume with the same model and optimizer settings.",
             )
-        restored = [_restore(v, x) for v, x in zip(values, leaves)]
+        restored = [_restore(v, x) for v, x in zip(values, leaves, strict=True)]
         self._params, self._rest, self._opt_state = jax.tree.unflatten(treedef, restored)
 
 

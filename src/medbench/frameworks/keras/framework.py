@@ -129,6 +129,10 @@ class KerasFramework(Framework):
         from medbench.frameworks.keras.train import KerasTrainer
 
         return KerasTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            model,
+            self.runtime,
+            optimizer=optimizer,
+            loss=loss,
+            label_smoothing=label_smoothing,
             class_weights=class_weights,
-        )  # fmt: skip
+        )

@@ -206,5 +206,5 @@ class KerasTrainer(Trainer):
                 f"{folder}: the saved optimizer has {len(values)} variables, this one {len(self.optimizer.variables)}.",
                 "Resume with the same model and optimizer settings.",
             )
-        for variable, value in zip(self.optimizer.variables, values):
+        for variable, value in zip(self.optimizer.variables, values, strict=True):
             variable.assign(value)

@@ -120,6 +120,10 @@ class TorchFramework(Framework):
         from medbench.frameworks.torch.train import TorchTrainer
 
         return TorchTrainer(
-            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            model,
+            self.runtime,
+            optimizer=optimizer,
+            loss=loss,
+            label_smoothing=label_smoothing,
             class_weights=class_weights,
-        )  # fmt: skip
+        )
