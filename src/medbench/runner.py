@@ -47,10 +47,18 @@ def run_job(
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="medbench-job-", delete=False) as handle:
         json.dump(job, handle)
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not the user's concern
+    log = None
     if quiet:
+        # A quiet child (under a live grid display) writes its output to a log beside its run, not the terminal.
         child_env["MEDBENCH_QUIET"] = "1"
+        log_dir = Path(job.get("run_dir") or tempfile.gettempdir())
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"worker-{run_id[:8]}.log", "w")  # noqa: SIM115 (closed below)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "medbench.worker", handle.name], env=child_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "medbench.worker", handle.name], env=child_env, stdout=log, stderr=log
+        )
         try:
             returncode = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -62,6 +70,8 @@ def run_job(
             returncode = process.wait()
     finally:
         Path(handle.name).unlink(missing_ok=True)
+        if log is not None:
+            log.close()
     return _settle(store, job, run_id, returncode, timeout_s)
 
 
