@@ -16,7 +16,6 @@ TV_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 $(BIN)/medbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip >/dev/null
 	$(BIN)/python -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $@
 
