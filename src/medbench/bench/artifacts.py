@@ -1,0 +1,291 @@
+"""Work a benchmark session does once, each task in its own process: ``python -m medbench.bench.artifacts``.
+
+- ``reference``: builds the PyTorch model, gives its BatchNorm layers non-trivial statistics, saves the
+  weights (safetensors, PyTorch names), draws the fixed input batch and records PyTorch eager fp32 logits on
+  it (on the CPU: the reference must not be TF32), plus FLOPs per image; optionally exports the ONNX model
+  from the same weights. Every engine loads these weights and is checked against these logits.
+- ``export``: an exported model made by another framework (the Keras/TensorFlow ONNX file), in a process
+  with that framework's ``KERAS_BACKEND``.
+- ``matmul_peak``: the machine's float32 matrix-multiply rate (numpy and PyTorch), the yardstick of each
+  engine's achieved FLOP/s.
+
+Separate processes keep the parent (the CLI) free of framework imports and keep these imports out of the
+measured cells. The parent calls :func:`run_task`, which returns the task's JSON result or raises
+:class:`ArtifactError` with the child's last words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medbench.errors import MedbenchError
+
+WEIGHTS_FILE = "weights.safetensors"
+INPUTS_FILE = "inputs.npy"
+REFERENCE_FILE = "reference.npy"
+
+
+class ArtifactError(MedbenchError):
+    """A session task (reference, export, matmul peak) failed; the reason says how."""
+
+
+# ---- reference ---------------------------------------------------------------------------------------------
+
+
+def randomize_batchnorm(state: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Non-trivial BatchNorm statistics and affine parameters, so a mis-converted BatchNorm cannot hide.
+
+    Freshly built BatchNorm layers have mean 0, variance 1, weight 1 and bias 0: an exporter that dropped
+    them, or swapped mean and variance, would still match. Vectors are recognised by name and rank: 1-d
+    ``weight``/``bias`` (BatchNorm's, and harmlessly a linear bias), ``running_mean``, ``running_var``.
+    """
+    rng = np.random.default_rng(seed + 1)
+    out = dict(state)
+    for key, value in state.items():
+        if value.ndim != 1 or not np.issubdtype(value.dtype, np.floating):
+            continue
+        if key.endswith((".running_var", ".weight")):
+            out[key] = rng.uniform(0.5, 1.5, value.shape).astype(value.dtype)
+        elif key.endswith((".running_mean", ".bias")):
+            out[key] = rng.normal(0.0, 0.1, value.shape).astype(value.dtype)
+    return out
+
+
+def make_reference(
+    *,
+    model: str,
+    image_size: int,
+    in_channels: int,
+    num_classes: int,
+    n_inputs: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    threads: int | None = None,
+    export_onnx: bool = False,
+) -> dict[str, Any]:
+    """Weights, inputs and reference logits of one (model, size) in ``out_dir``; see the module docstring."""
+    from safetensors.numpy import save_file
+
+    from medbench.frameworks import get_framework
+    from medbench.frameworks.base import RuntimeSettings
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fw = get_framework("torch")
+    fw.configure(RuntimeSettings(threads=threads, device="cpu"))
+    net = fw.build_model(
+        model, num_classes=num_classes, in_channels=in_channels, image_size=image_size, seed=seed
+    )
+    state = randomize_batchnorm(fw.state_dict(net), seed)
+    fw.load_state_dict(net, state)
+    save_file(state, str(out_dir / WEIGHTS_FILE))
+    rng = np.random.default_rng(seed)
+    # Standard normal pixels: the scale of normalised images, and no two rows alike.
+    inputs = rng.standard_normal((n_inputs, image_size, image_size, in_channels), dtype=np.float32)
+    np.save(out_dir / INPUTS_FILE, inputs)
+    logits = fw.predict(net, inputs).astype(np.float32)
+    np.save(out_dir / REFERENCE_FILE, logits)
+    result: dict[str, Any] = {
+        "weights": str(out_dir / WEIGHTS_FILE),
+        "inputs": str(out_dir / INPUTS_FILE),
+        "reference": str(out_dir / REFERENCE_FILE),
+        "reference_engine": "torch-eager (CPU, fp32)",
+        "flops_per_image": fw.flops_per_image(net, image_size=image_size, in_channels=in_channels),
+        "flops_counter": "torch.utils.flop_counter.FlopCounterMode (2 x MACs of convs and matmuls)",
+        "params": fw.count_params(net),
+        "logit_scale": float(np.abs(logits).max()),
+        "versions": fw.versions(),
+    }
+    if export_onnx:
+        result["artifacts"] = {
+            "onnx-torch": _export_guarded("onnx-torch", model, out_dir, image_size, in_channels, num_classes)
+        }
+    return result
+
+
+# ---- exports -----------------------------------------------------------------------------------------------
+
+
+def export(
+    *,
+    artifact: str,
+    model: str,
+    weights: str | Path,
+    path: str | Path,
+    image_size: int,
+    in_channels: int,
+    num_classes: int,
+) -> dict[str, Any]:
+    """Runs the artifact's exporter (see :data:`medbench.bench.engines.ARTIFACTS`); returns what it says."""
+    from medbench.bench.engines import ARTIFACTS, load_entry
+
+    spec = ARTIFACTS[artifact]
+    start = time.perf_counter()
+    info = load_entry(spec.exporter)(
+        model=model,
+        weights=weights,
+        path=path,
+        image_size=image_size,
+        in_channels=in_channels,
+        num_classes=num_classes,
+    )
+    return {
+        "path": str(path),
+        "export_s": time.perf_counter() - start,
+        "bytes": Path(path).stat().st_size,
+        **info,
+    }
+
+
+def _export_guarded(
+    artifact: str, model: str, out_dir: Path, image_size: int, in_channels: int, num_classes: int
+) -> dict[str, Any]:
+    """An export whose failure is a result ({"error": ...}) rather than the end of the reference task."""
+    from medbench.bench.engines import ARTIFACTS
+
+    try:
+        return export(
+            artifact=artifact,
+            model=model,
+            weights=out_dir / WEIGHTS_FILE,
+            path=out_dir / f"{artifact}{ARTIFACTS[artifact].suffix}",
+            image_size=image_size,
+            in_channels=in_channels,
+            num_classes=num_classes,
+        )
+    except Exception as err:  # noqa: BLE001  (any exporter failure becomes the engine's failure reason)
+        return {"error": _one_line(err)}
+
+
+# ---- matmul peak -------------------------------------------------------------------------------------------
+
+
+def _matmul_rate(fn, n: int, sync=None) -> dict[str, float]:
+    from medbench.timing import measure_latency
+
+    stats = measure_latency(
+        fn,
+        sync=sync,
+        warmup_min=2,
+        stable_window=3,
+        min_count=10,
+        min_duration_s=1.0,
+        max_duration_s=20.0,
+        warmup_max_s=10.0,
+    )
+    flops = 2 * n**3
+    return {
+        "flops_per_s": flops / (stats.min_ms / 1e3),
+        "median_flops_per_s": flops / (stats.p50_ms / 1e3),
+        "min_ms": stats.min_ms,
+        "p50_ms": stats.p50_ms,
+        "calls": stats.count,
+    }
+
+
+def matmul_peak(*, threads: int | None = None, device: str = "auto", n: int = 2048) -> dict[str, Any]:
+    """float32 ``n x n`` matrix products per second, numpy and PyTorch; the best is the machine's peak.
+
+    A peak is what the machine can do, so each library's rate is that of its *fastest* call: on a shared
+    machine the median call is slowed by whatever else runs (the median rate is recorded beside it).
+    Threads come from the environment (``OMP_NUM_THREADS`` and friends, set by the parent before numpy
+    started) and ``torch.set_num_threads``. On a GPU the PyTorch CUDA figure is the peak the GPU engines are
+    held to.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    rates: dict[str, Any] = {"numpy": _matmul_rate(lambda: a @ b, n)}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        if threads:
+            torch.set_num_threads(threads)
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        rates["torch"] = _matmul_rate(lambda: torch.mm(ta, tb), n)
+        if device != "cpu" and torch.cuda.is_available():
+            ga, gb = ta.cuda(), tb.cuda()
+            rates["torch_cuda"] = _matmul_rate(lambda: torch.mm(ga, gb), n, sync=torch.cuda.synchronize)
+    source = "torch_cuda" if "torch_cuda" in rates else max(rates, key=lambda k: rates[k]["flops_per_s"])
+    return {
+        "n": n,
+        "dtype": "float32",
+        "threads": threads,
+        "rates": rates,
+        "peak_flops_per_s": rates[source]["flops_per_s"],
+        "peak_source": source,
+    }
+
+
+# ---- process plumbing --------------------------------------------------------------------------------------
+
+TASKS = {"reference": make_reference, "export": export, "matmul_peak": matmul_peak}
+
+
+def _one_line(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}".strip()
+    return " ".join(text.split())[:500]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m medbench.bench.artifacts TASK.json RESULT.json``; TASK is ``{"task": name, ...kwargs}``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m medbench.bench.artifacts TASK.json RESULT.json", file=sys.stderr)
+        return 2
+    task = json.loads(Path(args[0]).read_text())
+    name = task.pop("task")
+    try:
+        result = {"ok": True, **TASKS[name](**task)}
+    except Exception as err:  # noqa: BLE001  (the parent turns it into a failure reason)
+        import traceback
+
+        traceback.print_exc()
+        result = {"ok": False, "error": _one_line(err)}
+    Path(args[1]).write_text(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+def run_task(task: dict[str, Any], *, env: dict[str, str] | None = None, timeout_s: float = 1800.0) -> dict:
+    """Runs one task in a fresh process; returns its result.
+
+    Raises:
+        ArtifactError: the task failed, crashed or timed out; the message says which and why.
+    """
+    with tempfile.TemporaryDirectory(prefix="medbench-task-") as tmp:
+        task_file, result_file = Path(tmp) / "task.json", Path(tmp) / "result.json"
+        task_file.write_text(json.dumps(task))
+        command = [sys.executable, "-m", "medbench.bench.artifacts", str(task_file), str(result_file)]
+        try:
+            proc = subprocess.run(
+                command,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ArtifactError(f"the {task['task']} task timed out after {timeout_s:.0f} s") from None
+        if result_file.exists():
+            result = json.loads(result_file.read_text())
+            if result.get("ok"):
+                return result
+            raise ArtifactError(f"the {task['task']} task failed: {result.get('error')}")
+        tail = " ".join((proc.stderr or "").strip().splitlines()[-3:])[-400:]
+        raise ArtifactError(f"the {task['task']} task died (exit code {proc.returncode}): {tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
