@@ -69,6 +69,41 @@ def run_experiment(
     )
 
 
+# The engine a user of each framework would reach for first (Keras: the compiled tf.function, not predict).
+DEFAULT_BENCH_ENGINES = {"torch": "torch-eager", "jax": "jax-jit", "keras": "keras-tf-xla"}
+
+
+def run_bench(spec: ExperimentSpec, store: ResultsStore, *, rerun: bool, echo: Callable[[str], None]) -> int:
+    """Runs the experiment's inference benchmark (if it asks for one); returns the number of cells measured.
+
+    Rows carry the experiment's name, so the report puts them beside the training results; a completed
+    session is not measured again unless ``rerun``.
+    """
+    bench = spec.measure.bench
+    if bench is None:
+        return 0
+    if not rerun and store.list_runs(kind="bench", experiment=spec.name, status="completed"):
+        echo("inference benchmark: already measured (use --rerun to measure again)")
+        return 0
+    from medbench.bench.plan import Measurement, make_config
+    from medbench.bench.session import run_session
+
+    engines = bench.engines or [DEFAULT_BENCH_ENGINES[f] for f in spec.grid.frameworks]
+    threads = (spec.base.get("runtime") or {}).get("threads") or 1
+    config = make_config(
+        models=spec.grid.models,
+        sizes=spec.grid.sizes,
+        engines=engines,
+        batch_sizes=bench.batch_sizes,
+        repeats=bench.repeats,
+        measurement=Measurement(min_count=bench.min_count, min_duration_s=bench.min_duration_s),
+        threads=threads,
+        dataset=spec.grid.datasets[0],
+    )
+    result = run_session(config, store_path=store.path, echo=echo, session=spec.name)
+    return len(result.records)
+
+
 def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]]:
     """Completed training runs of an experiment grouped over seeds: mean and std of the headline numbers."""
     groups: dict[tuple, list] = defaultdict(list)

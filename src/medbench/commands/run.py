@@ -117,7 +117,7 @@ def run_command(
     from medbench.experiments import expand, load_experiment
     from medbench.paths import medbench_home, runs_dir
     from medbench.results import ResultsStore
-    from medbench.runs import prepare_data, run_experiment, summary_table
+    from medbench.runs import prepare_data, run_bench, run_experiment, summary_table
 
     parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     spec = load_experiment(experiment, parsed)
@@ -152,6 +152,12 @@ def run_command(
             runs_root=output or runs_dir(),
             on_event=display.on_event,
         )
+    if spec.measure.bench is not None:
+        console.print("[bold]inference benchmark[/] (each cell in a fresh process)")
+        run_bench(spec, results, rerun=rerun, echo=lambda line: console.print(f"  {line}", highlight=False))
+        from medbench.commands.bench import print_report
+
+        print_report(results.list_runs(kind="bench", experiment=spec.name))
     console.print(summary_table(results, spec))
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report)
