@@ -9,6 +9,7 @@ Every back-end names parameters as PyTorch's ``state_dict`` does, so converted w
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,26 +114,33 @@ class Framework(abc.ABC):
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Eval-mode logits for an NHWC float32 batch, as a numpy array."""
 
+    # Every back-end has the same module names (profile, convert, weights), so the methods below delegate to
+    # ``medbench.frameworks.<name>.<module>`` here, once, instead of in each back-end; the import stays lazy.
+    def _backend_module(self, module: str):
+        return importlib.import_module(f"medbench.frameworks.{self.name}.{module}")
+
     def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
         """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
-        raise NotImplementedError(f"{type(self).__name__} does not count FLOPs")
+        return self._backend_module("profile").flops_per_image(
+            model, image_size=image_size, in_channels=in_channels
+        )
 
     # ---- weights --------------------------------------------------------------------------------------
-    @abc.abstractmethod
     def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
         """Copies PyTorch-named, PyTorch-layout arrays into ``model``; raises on missing or misshapen names."""
+        self._backend_module("convert").load_state_dict(model, state, strict=strict)
 
-    @abc.abstractmethod
     def state_dict(self, model: Any) -> dict[str, np.ndarray]:
         """The model's weights as PyTorch-named, PyTorch-layout numpy arrays."""
+        return self._backend_module("convert").state_dict(model)
 
-    @abc.abstractmethod
     def save_weights(self, model: Any, path: str | Path) -> Path:
         """Saves in this framework's own format; returns the path written."""
+        return self._backend_module("weights").save_weights(model, path)
 
-    @abc.abstractmethod
     def load_weights(self, model: Any, path: str | Path) -> None:
         """Loads weights saved by :meth:`save_weights`, checking names and shapes."""
+        self._backend_module("weights").load_weights(model, path)
 
     # ---- training -------------------------------------------------------------------------------------
     @abc.abstractmethod

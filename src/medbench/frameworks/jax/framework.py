@@ -7,8 +7,6 @@ the XLA backend starts, and the import time is measured apart.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,32 +106,6 @@ class JaxFramework(Framework):
     def predict(self, model, images: np.ndarray) -> np.ndarray:
         variables, fn = self._forward(model)
         return np.asarray(self.runtime.keep(fn([v.get_value() for v in variables], images)))
-
-    def flops_per_image(self, model, *, image_size: int, in_channels: int) -> int:
-        from medbench.frameworks.jax.profile import flops_per_image
-
-        return flops_per_image(model, image_size=image_size, in_channels=in_channels)
-
-    # ---- weights ---------------------------------------------------------------------------------------
-    def load_state_dict(self, model, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
-        from medbench.frameworks.jax import convert
-
-        convert.load_state_dict(model, state, strict=strict)
-
-    def state_dict(self, model) -> dict[str, np.ndarray]:
-        from medbench.frameworks.jax import convert
-
-        return convert.state_dict(model)
-
-    def save_weights(self, model, path: str | Path) -> Path:
-        from medbench.frameworks.jax import weights
-
-        return weights.save_weights(model, path)
-
-    def load_weights(self, model, path: str | Path) -> None:
-        from medbench.frameworks.jax import weights
-
-        weights.load_weights(model, path)
 
     # ---- training --------------------------------------------------------------------------------------
     def create_trainer(

@@ -7,8 +7,6 @@ Importing this module imports neither Keras nor TensorFlow: :meth:`configure` se
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,32 +87,6 @@ class KerasFramework(Framework):
         import keras
 
         return np.asarray(keras.ops.convert_to_numpy(self._forward(model)(images)), dtype=np.float32)
-
-    def flops_per_image(self, model, *, image_size: int, in_channels: int) -> int:
-        from medbench.frameworks.keras.profile import flops_per_image
-
-        return flops_per_image(model, image_size=image_size, in_channels=in_channels)
-
-    # ---- weights ---------------------------------------------------------------------------------------
-    def load_state_dict(self, model, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
-        from medbench.frameworks.keras import convert
-
-        convert.load_state_dict(model, state, strict=strict)
-
-    def state_dict(self, model) -> dict[str, np.ndarray]:
-        from medbench.frameworks.keras import convert
-
-        return convert.state_dict(model)
-
-    def save_weights(self, model, path: str | Path) -> Path:
-        from medbench.frameworks.keras import weights
-
-        return weights.save_weights(model, path)
-
-    def load_weights(self, model, path: str | Path) -> None:
-        from medbench.frameworks.keras import weights
-
-        weights.load_weights(model, path)
 
     # ---- training --------------------------------------------------------------------------------------
     def create_trainer(

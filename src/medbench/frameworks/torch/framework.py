@@ -6,8 +6,6 @@ Importing this module does not import torch: every method imports what it needs,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,32 +78,6 @@ class TorchFramework(Framework):
         with torch.inference_mode(), rt.autocast():
             logits = model(rt.to_input(images))
         return logits.float().cpu().numpy()
-
-    def flops_per_image(self, model, *, image_size: int, in_channels: int) -> int:
-        from medbench.frameworks.torch.profile import flops_per_image
-
-        return flops_per_image(model, image_size=image_size, in_channels=in_channels)
-
-    # ---- weights ---------------------------------------------------------------------------------------
-    def load_state_dict(self, model, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
-        from medbench.frameworks.torch import convert
-
-        convert.load_state_dict(model, state, strict=strict)
-
-    def state_dict(self, model) -> dict[str, np.ndarray]:
-        from medbench.frameworks.torch import convert
-
-        return convert.state_dict(model)
-
-    def save_weights(self, model, path: str | Path) -> Path:
-        from medbench.frameworks.torch import weights
-
-        return weights.save_weights(model, path)
-
-    def load_weights(self, model, path: str | Path) -> None:
-        from medbench.frameworks.torch import weights
-
-        weights.load_weights(model, path)
 
     # ---- training --------------------------------------------------------------------------------------
     def create_trainer(
