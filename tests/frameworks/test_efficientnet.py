@@ -264,10 +264,11 @@ def worker_stochastic_depth(framework: str) -> dict[str, np.ndarray]:
         import keras
 
         from medbench.frameworks.keras.efficientnet import mbconv_block
+        from medbench.frameworks.keras.layers import layer_name
 
         keras.utils.set_random_seed(0)
         model = mbconv_block(cfg, "features.5.1")
-        dropout = model.get_layer("features.5.1.stochastic_depth")
+        dropout = model.get_layer(layer_name("features.5.1.stochastic_depth"))
 
         def call(train: bool, p: float = 0.5) -> np.ndarray:
             dropout.rate = p

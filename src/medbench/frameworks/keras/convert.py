@@ -1,8 +1,9 @@
 """PyTorch-named numpy state dicts <-> a Keras 3 model, by layer name and layer kind.
 
 The naming convention (the table is in ``frameworks/torch/convert.py``): a Keras layer is *named* by its
-PyTorch module path (``layer1.0.conv1``), and each of its variables maps to one PyTorch key by the layer's
-kind. Layers inside nested models are found too; their names must already be full PyTorch paths.
+PyTorch module path (``layer1.0.conv1``, spelt ``layer1__0__conv1``: see ``layers.layer_name``), and each
+of its variables maps to one PyTorch key by the layer's kind. Layers inside nested models are found too;
+their names must already be full PyTorch paths.
 
 ==========================  =================================  ==========================================
 Keras layer / variable      PyTorch key                        layout change
@@ -28,6 +29,7 @@ import keras
 import numpy as np
 
 from medbench.frameworks.checkpoints import WeightsError, check_state_dict, is_ignored
+from medbench.frameworks.keras.layers import torch_path
 
 Layout = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]  # (to, from) torch
 
@@ -99,7 +101,7 @@ def weights_by_torch_name(model: keras.Model) -> dict[str, tuple[keras.Variable,
     for layer in _leaf_layers(model):
         for variable in layer.weights:
             leaf, layout = _layout(layer, variable)
-            key = f"{layer.name}.{leaf}"
+            key = f"{torch_path(layer.name)}.{leaf}"
             if key in out:
                 raise WeightsError(
                     f"Two Keras variables map to the PyTorch key {key!r}; layer names must be unique."
