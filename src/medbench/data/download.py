@@ -1,9 +1,10 @@
-"""Downloading MedMNIST files (and, later, pretrained weights) so that a bad file can never be used.
+"""Downloading MedMNIST files and pretrained weights so that a bad file can never be used.
 
 The rules, in order of importance:
 
 * The final path only ever holds a verified file. Bytes go to ``<dest>.part``; it is renamed over the final
-  path (atomically, with :func:`os.replace`) only after its MD5 matches, and a corrupt ``.part`` is deleted.
+  path (atomically, with :func:`os.replace`) only after its checksum matches (MD5 for MedMNIST, a SHA-256
+  prefix for torch hub weights), and a corrupt ``.part`` is deleted.
 * An interrupted download resumes: the ``.part`` is kept and the next attempt asks for ``Range: bytes=N-``.
   A server that ignores the range (200) or finds it out of bounds (416) makes the download start over.
 * Network trouble (refused or reset connections, timeouts, 5xx) is retried with exponential backoff; a
@@ -39,7 +40,7 @@ from rich.progress import (
 )
 
 from medbench import __version__
-from medbench.data.checksums import md5sum
+from medbench.data.checksums import md5sum, sha256sum
 from medbench.data.registry import get_dataset, local_path
 from medbench.errors import ChecksumError, ConfigError, DownloadError
 
@@ -98,13 +99,14 @@ def download_url(
     dest: str | os.PathLike,
     *,
     md5: str | None = None,
+    sha256: str | None = None,
     retries: int = 3,
     timeout: float = 30.0,
     backoff: float = 1.0,
     progress: bool = True,
     chunk_size: int = 1 << 20,
 ) -> Path:
-    """Downloads ``url`` to ``dest``, resuming a previous ``.part`` and checking the MD5 before the rename.
+    """Downloads ``url`` to ``dest``, resuming a previous ``.part`` and checking it before the rename.
 
     It always downloads (skipping a file that is already there is :func:`download_dataset`'s job), and an
     existing ``dest`` is only replaced once the new file has been verified.
@@ -113,6 +115,8 @@ def download_url(
         url: an ``http(s)://`` (or ``file://``) URL.
         dest: the final file path; its folder is created if needed.
         md5: the expected MD5 (hex); ``None`` skips the check.
+        sha256: the expected SHA-256 (hex), or a prefix of it: torch hub names a file after the first hex
+            digits of its SHA-256 (``resnet18-f37072fd.pth``); ``None`` skips the check.
         retries: attempts after the first one for transient failures (connection errors, timeouts, 5xx).
         timeout: seconds any single connect or read may block, so a stalled server fails instead of hanging.
         backoff: the wait before the first retry in seconds; it doubles for every further retry.
@@ -124,10 +128,13 @@ def download_url(
 
     Raises:
         DownloadError: the URL answered with an error such as 404, or the retries ran out.
-        ChecksumError: the downloaded file's MD5 differs from ``md5``; the ``.part`` has been deleted.
+        ChecksumError: the downloaded file does not match ``md5`` or ``sha256``; the ``.part`` has been
+            deleted.
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, not {retries}")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{1,64}", sha256):
+        raise ValueError(f"sha256 must be 1 to 64 hex digits, not {sha256!r}")  # "" would accept any file
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
@@ -135,8 +142,7 @@ def download_url(
         _fetch_with_retries(
             url,
             part,
-            dest=dest,
-            md5=md5,
+            fix=_manual_fix(url, dest, md5, sha256=sha256),
             retries=retries,
             timeout=timeout,
             backoff=backoff,
@@ -144,7 +150,9 @@ def download_url(
             bar=bar,
         )
     if md5 is not None:
-        _check_md5(part, url=url, dest=dest, expected=md5)
+        _check_digest(part, "md5", url=url, dest=dest, expected=md5)
+    if sha256 is not None:
+        _check_digest(part, "sha256", url=url, dest=dest, expected=sha256)
     os.replace(part, dest)  # atomic on POSIX and Windows: readers see the old file or the verified new one
     return dest
 
@@ -250,9 +258,12 @@ def _usable_copy(dest: Path, md5: str, *, force: bool) -> bool:
     return False
 
 
-def _manual_fix(url: str, dest: Path, md5: str | None) -> str:
+def _manual_fix(url: str, dest: Path, md5: str | None, *, sha256: str | None = None) -> str:
     """How to get the file without medbench: what to fetch, what it must hash to, where exactly it goes."""
-    check = f", check that its MD5 is {md5}," if md5 else ""
+    checks = [f"MD5 is {md5}"] if md5 else []
+    if sha256:
+        checks.append(f"SHA-256 {'is' if len(sha256) == 64 else 'starts with'} {sha256}")
+    check = f", check that its {' and its '.join(checks)}," if checks else ""
     return (
         f"Download {url} by hand (for example in a browser){check} and save it in the folder "
         f"{dest.parent} under the file name {dest.name}."
@@ -266,8 +277,7 @@ def _fetch_with_retries(
     url: str,
     part: Path,
     *,
-    dest: Path,
-    md5: str | None,
+    fix: str,
     retries: int,
     timeout: float,
     backoff: float,
@@ -281,12 +291,12 @@ def _fetch_with_retries(
             _fetch_once(url, part, timeout=timeout, chunk_size=chunk_size, bar=bar)
             return
         except _PermanentError as err:
-            raise DownloadError(f"Could not download {url}: {err}.", _manual_fix(url, dest, md5)) from err
+            raise DownloadError(f"Could not download {url}: {err}.", fix) from err
         except _TransientError as err:
             if attempt == attempts - 1:
                 raise DownloadError(
                     f"Could not download {url}: {err} (gave up after {attempts} attempts).",
-                    _manual_fix(url, dest, md5),
+                    fix,
                 ) from err
             wait = min(backoff * 2**attempt, MAX_BACKOFF_S)
             logger.warning("Download of %s failed (%s); retrying in %.3g s.", url, err, wait)
@@ -407,16 +417,28 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def _check_md5(part: Path, *, url: str, dest: Path, expected: str) -> None:
-    """Raises ChecksumError (after deleting ``part``) unless ``part`` has the expected MD5."""
-    actual = md5sum(part)
-    if actual == expected.lower():
+def _check_digest(part: Path, algo: str, *, url: str, dest: Path, expected: str) -> None:
+    """Raises ChecksumError (after deleting ``part``) unless its digest matches ``expected``.
+
+    ``algo`` is ``"md5"`` (the whole digest must match) or ``"sha256"`` (``expected`` may be a prefix).
+    """
+    expected = expected.lower()
+    if algo == "md5":
+        actual = md5sum(part)
+        ok, label, wanted = actual == expected, "MD5", f"{expected} was expected"
+        fix = _manual_fix(url, dest, expected)
+    else:
+        actual = sha256sum(part)
+        ok, label = actual.startswith(expected), "SHA-256"
+        wanted = f"{expected} was expected" if len(expected) == 64 else f"it should start with {expected}"
+        fix = _manual_fix(url, dest, None, sha256=expected)
+    if ok:
         return
     part.unlink()  # resuming from corrupt bytes could never succeed
     raise ChecksumError(
-        f"The file downloaded from {url} has MD5 {actual}, but {expected} was expected.",
+        f"The file downloaded from {url} has {label} {actual}, but {wanted}.",
         "The corrupt download was deleted; run again to retry. If it happens again, the server or a proxy is "
-        f"serving another file: {_manual_fix(url, dest, expected)}",
+        f"serving another file: {fix}",
     )
 
 
