@@ -36,6 +36,22 @@ def prepare_data(spec: ExperimentSpec, trials: list[Trial]) -> None:
                 f"{err.fix} Or run the experiment on a local file in the official layout: "
                 f"`medbench run {spec.name} --data-file {flag}=PATH`.",
             ) from None
+    prepare_weights(trials)
+
+
+def prepare_weights(trials: list[Trial]) -> None:
+    """Downloads (once, here) the pretrained weights the trials start from, for the same reason."""
+    from medbench.pretrained import resolve_pretrained
+
+    needed = sorted(
+        {
+            (t.config.model, t.config.finetune.pretrained, str(t.config.init_weights or ""))
+            for t in trials
+            if t.config.finetune.pretrained
+        }
+    )
+    for model, source, path in needed:
+        resolve_pretrained(model, source, path=Path(path) if path else None)
 
 
 def run_experiment(
@@ -105,7 +121,10 @@ def run_bench(spec: ExperimentSpec, store: ResultsStore, *, rerun: bool, echo: C
 
 
 def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]]:
-    """Completed training runs of an experiment grouped over seeds: mean and std of the headline numbers."""
+    """Completed training runs of an experiment grouped over seeds: mean and std of the headline numbers.
+
+    Balanced accuracy and macro F1 are None for runs stored before training recorded them.
+    """
     groups: dict[tuple, list] = defaultdict(list)
     for r in store.list_runs(experiment=experiment, kind="train", status="completed"):
         variant = (r.config.get("tags") or {}).get("variant", "default")
@@ -122,6 +141,8 @@ def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]
                 "n": len(runs),
                 **_mean_std("test_acc", [r.metrics.get("test_acc") for r in runs]),
                 **_mean_std("test_auc", [r.metrics.get("test_auc") for r in runs]),
+                **_mean_std("test_balanced_acc", [r.metrics.get("test_balanced_accuracy") for r in runs]),
+                **_mean_std("test_macro_f1", [r.metrics.get("test_macro_f1") for r in runs]),
                 **_mean_std("s_per_epoch", [r.timings.get("train_s_per_epoch") for r in runs]),
                 **_mean_std("images_per_s", [r.timings.get("steady_images_per_s") for r in runs]),
                 "official_data": all((r.dataset_provenance or {}).get("official") for r in runs),
@@ -144,24 +165,21 @@ def _pm(mean: float | None, std: float | None, digits: int) -> str:
 
 
 def summary_table(store: ResultsStore, spec: ExperimentSpec) -> Table:
+    """The table ``medbench run`` prints; balanced ACC and macro F1 columns appear when some run has them."""
     rows = comparison_rows(store, spec.name)
     table = Table(title=f"{spec.name}: mean ± std over seeds (test split)")
-    for column in (
-        "dataset",
-        "model",
-        "variant",
-        "framework",
-        "n",
-        "test ACC",
-        "test AUC",
-        "s/epoch",
-        "img/s",
-    ):
+    imbalance = any(row["test_balanced_acc"] is not None or row["test_macro_f1"] is not None for row in rows)
+    metrics = ["test ACC", "test AUC"] + (["balanced ACC", "macro F1"] if imbalance else [])
+    for column in ("dataset", "model", "variant", "framework", "n", *metrics, "s/epoch", "img/s"):
         table.add_column(
             column, justify="left" if column in ("dataset", "model", "variant", "framework") else "right"
         )
     for row in rows:
         data = f"{row['dataset']} {row['size']}px" + ("" if row["official_data"] else " (custom file)")
+        extra = [
+            _pm(row["test_balanced_acc"], row["test_balanced_acc_std"], 4),
+            _pm(row["test_macro_f1"], row["test_macro_f1_std"], 4),
+        ]
         table.add_row(
             data,
             row["model"],
@@ -170,6 +188,7 @@ def summary_table(store: ResultsStore, spec: ExperimentSpec) -> Table:
             str(row["n"]),
             _pm(row["test_acc"], row["test_acc_std"], 4),
             _pm(row["test_auc"], row["test_auc_std"], 4),
+            *(extra if imbalance else []),
             _pm(row["s_per_epoch"], row["s_per_epoch_std"], 2),
             _pm(row["images_per_s"], row["images_per_s_std"], 0),
         )

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from medbench.data.loading import Split, load_dataset
-from medbench.data.pipeline import THREAD_PREFIX, BatchPipeline, make_pipeline, prefetched
-from medbench.data.transforms import Augment, Normalization, draw_augment_params
+from medbench.data.pipeline import THREAD_PREFIX, BalancedSampler, BatchPipeline, make_pipeline, prefetched
+from medbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augment, Normalization, draw_augment_params
 from medbench.errors import ConfigError
 from tests.data.fixtures import make_fake_medmnist
 
@@ -257,7 +257,8 @@ def test_describe_is_json_ready() -> None:
         {"batch_size": 0},
         {"seed": -1},
         {"seed": 2**32},
-        {"normalize": "imagenet"},
+        {"normalize": "imagenette"},
+        {"sampler": "oversample"},
         {"prefetch": -1},
         {"workers": 0},
     ],
@@ -272,6 +273,143 @@ def test_normalisation_must_fit_the_channels() -> None:
     with pytest.raises(ConfigError, match="3 channels"):
         BatchPipeline(indexed_split(channels=1), normalize=rgb_stats)
     assert BatchPipeline(indexed_split(channels=1), normalize=rgb_stats, to_rgb=True).channels == 3
+
+
+# ---- ImageNet normalisation -------------------------------------------------------------------------------
+
+
+def test_imagenet_normalisation_of_grey_images_repeated_to_rgb() -> None:
+    images = np.array([0, 255, 51, 128], np.uint8).reshape(4, 1, 1)
+    split = Split("val", images, np.zeros((4, 1), np.uint8))
+    pipeline = BatchPipeline(split, batch_size=4, normalize="imagenet", to_rgb=True)
+    out, _ = next(iter(pipeline))
+    assert out.shape == (4, 1, 1, 3) and pipeline.normalization == Normalization.imagenet()
+    grey = np.array([0, 255, 51, 128]) / 255
+    for c in range(3):
+        expected = (grey - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+        np.testing.assert_allclose(out[:, 0, 0, c], expected, rtol=1e-6, atol=1e-6)
+    assert out[0, 0, 0].tolist() == pytest.approx([-2.1179039, -2.0357143, -1.8044444], abs=1e-6)
+
+
+def test_imagenet_normalisation_on_grey_images_asks_for_to_rgb() -> None:
+    with pytest.raises(ConfigError, match=r"grey \(1 channel\).*data\.to_rgb=true"):
+        BatchPipeline(indexed_split(channels=1), normalize="imagenet")
+
+
+def test_imagenet_normalisation_of_an_rgb_dataset(tmp_path: Path) -> None:
+    data = load_dataset("pathmnist", path=make_fake_medmnist(tmp_path / "p.npz", "pathmnist"))
+    images, _ = next(iter(make_pipeline(data, "val", batch_size=8, normalize="imagenet")))
+    raw = data["val"].images[:8].astype(np.float64) / 255
+    expected = (raw - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    np.testing.assert_allclose(images, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_imagenet_normalisation_round_trips_through_the_checkpoint(tmp_path: Path) -> None:
+    from medbench.checkpoint import LoadedCheckpoint
+    from medbench.config import DataConfig, RunConfig
+    from medbench.training import CHECKPOINT_META, _write_checkpoint_meta, make_batches, normalization_for
+
+    path = make_fake_medmnist(tmp_path / "pneumonia.npz", "pneumoniamnist")
+    config = RunConfig(
+        framework="torch",
+        model="simple_cnn",
+        data=DataConfig(dataset="pneumoniamnist", data_file=path, normalize="imagenet", to_rgb=True),
+    )
+    data = load_dataset("pneumoniamnist", path=path)
+    trained_with = normalization_for(config, data)
+    _write_checkpoint_meta(config, data, trained_with, tmp_path, "torch")
+    meta = json.loads((tmp_path / CHECKPOINT_META).read_text())
+    checkpoint = LoadedCheckpoint(tmp_path, meta, config, framework=None, model=None)
+    restored = BatchPipeline(data["test"], normalize=checkpoint.normalization(), to_rgb=True)
+    assert restored.normalization == Normalization.imagenet()
+    training = make_batches(config, data, "test", normalization=trained_with, train=False)
+    assert _same(list(training), list(restored))
+
+
+# ---- class-balanced sampling ------------------------------------------------------------------------------
+
+SKEWED_COUNTS = (700, 200, 90, 10)  # one dominant class, as DermaMNIST's nevi, and a rare one
+
+
+def skewed_split(name: str = "train") -> Split:
+    """indexed_split's images with labels 0..3 in SKEWED_COUNTS proportions, interleaved in the file."""
+    split = indexed_split(sum(SKEWED_COUNTS), side=4, name=name)
+    labels = np.repeat(np.arange(len(SKEWED_COUNTS)), SKEWED_COUNTS)
+    labels = labels[np.random.default_rng(0).permutation(len(labels))]
+    return Split(name, split.images, labels.reshape(-1, 1).astype(np.uint8))
+
+
+def test_a_balanced_epoch_draws_every_class_about_equally() -> None:
+    split = skewed_split()
+    labels = split.labels[:, 0]
+    balanced = BatchPipeline(split, batch_size=64, shuffle=True, sampler="balanced", seed=5)
+    drawn = np.concatenate([balanced.order(epoch) for epoch in range(5)])
+    assert len(balanced.order(0)) == balanced.n_samples == 1000 and len(balanced) == 16
+    shares = np.bincount(labels[drawn], minlength=4) / len(drawn)
+    np.testing.assert_allclose(shares, 0.25, atol=0.03)  # binomial sd over 5000 draws: 0.006
+    shuffled = BatchPipeline(split, batch_size=64, shuffle=True, seed=5)
+    assert np.bincount(labels[shuffled.order(0)]).tolist() == list(SKEWED_COUNTS)
+    rare = np.flatnonzero(labels == 3)
+    assert np.isin(drawn, rare).sum() > 10 * len(rare) // 2  # rare images repeat, about 25 times each
+
+
+def test_balanced_draws_are_valid_served_and_labelled() -> None:
+    split = skewed_split()
+    pipeline = BatchPipeline(split, batch_size=64, shuffle=True, sampler="balanced", normalize="none")
+    batches = list(pipeline.epoch(2))
+    served = np.concatenate([served_indices(images) for images, _ in batches])
+    np.testing.assert_array_equal(served, pipeline.order(2))
+    assert served.min() >= 0 and served.max() < len(split)
+    assert len(np.unique(served)) < len(served)  # with replacement
+    labels = np.concatenate([labels for _, labels in batches])
+    np.testing.assert_array_equal(labels, split.labels[served, 0])
+
+
+def test_balanced_order_is_seeded_per_epoch() -> None:
+    split = skewed_split()
+    a, b = (BatchPipeline(split, shuffle=True, sampler="balanced", seed=3) for _ in range(2))
+    np.testing.assert_array_equal(a.order(4), b.order(4))
+    assert not np.array_equal(a.order(4), a.order(5))
+    other_seed = BatchPipeline(split, shuffle=True, sampler="balanced", seed=4)
+    assert not np.array_equal(a.order(4), other_seed.order(4))
+    assert epoch_digest(a, 1) == epoch_digest(b, 1)
+    # The balanced stream is pinned like the shuffle's (tests above): numpy must keep drawing these.
+    small = Split("train", indexed_split(10).images, np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 2]).reshape(-1, 1))
+    pinned = BatchPipeline(small, shuffle=True, sampler="balanced").order(0)
+    assert pinned.tolist() == [9, 9, 9, 7, 8, 7, 9, 9, 1, 7]
+
+
+def test_balanced_weights_are_the_inverse_class_counts() -> None:
+    labels = np.array([2, 0, 0, 2, 0, 5, 0])  # classes 1, 3 and 4 absent: never drawn, no weight
+    sampler = BalancedSampler.from_labels(labels)
+    weights = 1.0 / np.bincount(labels)[labels]  # WeightedRandomSampler's weights, normalised below
+    np.testing.assert_allclose(sampler.probabilities(), weights / weights.sum())
+    assert set(sampler.draw(np.random.default_rng(0)).tolist()) <= set(range(len(labels)))
+
+
+def test_the_default_sampler_is_the_unchanged_shuffle(tmp_path: Path) -> None:
+    split = indexed_split(10)
+    explicit = BatchPipeline(split, shuffle=True, sampler="shuffle")
+    assert explicit.order(0).tolist() == [5, 1, 6, 3, 4, 8, 9, 7, 2, 0]
+    data = load_dataset("bloodmnist", path=make_fake_medmnist(tmp_path / "b.npz", "bloodmnist"))
+    default = make_pipeline(data, "train", seed=2)
+    balanced = make_pipeline(data, "train", seed=2, sampler="balanced")
+    assert default.sampler == "shuffle" and sorted(default.order(0).tolist()) == list(range(24))
+    assert balanced.sampler == "balanced" and balanced.describe()["sampler"] == "balanced"
+    assert not np.array_equal(balanced.order(0), default.order(0))
+
+
+def test_balanced_sampling_is_only_for_the_shuffled_train_split(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'val'"):
+        BatchPipeline(skewed_split("val"), shuffle=True, sampler="balanced")
+    with pytest.raises(ConfigError, match="unshuffled 'train'"):
+        BatchPipeline(skewed_split(), sampler="balanced")
+    data = load_dataset("bloodmnist", path=make_fake_medmnist(tmp_path / "b.npz", "bloodmnist"))
+    with pytest.raises(ConfigError, match="'test'"):
+        make_pipeline(data, "test", sampler="balanced")
+    chest = load_dataset("chestmnist", path=make_fake_medmnist(tmp_path / "c.npz", "chestmnist"))
+    with pytest.raises(ConfigError, match="multi-label"):
+        make_pipeline(chest, "train", sampler="balanced")
 
 
 # ---- prefetching ------------------------------------------------------------------------------------------

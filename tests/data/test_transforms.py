@@ -113,6 +113,19 @@ def test_per_channel_normalisation_matches_the_formula(rgb: np.ndarray) -> None:
     np.testing.assert_allclose(T.normalize(rgb, norm), expected, atol=1e-5)
 
 
+def test_imagenet_normalisation_is_torchvisions() -> None:
+    norm = T.Normalization.imagenet()
+    assert norm.mean == (0.485, 0.456, 0.406) and norm.std == (0.229, 0.224, 0.225)
+    assert norm.name == "imagenet" and norm.to_dict()["name"] == "imagenet"
+    # black and white pixels in each channel: (0 - mean) / std and (1 - mean) / std
+    pixels = np.array([[0, 0, 0], [255, 255, 255]], np.uint8).reshape(2, 1, 1, 3)
+    out = T.normalize(pixels, norm).reshape(2, 3)
+    np.testing.assert_allclose(out[0], [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225], rtol=1e-6)
+    np.testing.assert_allclose(out[1], [0.515 / 0.229, 0.544 / 0.224, 0.594 / 0.225], rtol=1e-6)
+    with pytest.raises(ValueError, match="3 channels"):
+        norm.scale_shift(1)
+
+
 def test_normalisation_checks_its_values() -> None:
     with pytest.raises(ValueError, match="std"):
         T.Normalization((0.5,), (0.0,))

@@ -155,3 +155,73 @@ def test_environments_are_grouped_not_dumped(runs):
     assert [g.fields["framework"] for g in stacks] == ["torch", "jax", "keras"]
     assert stacks[1].fields["versions"] == "flax 0.10.2, jax 0.4.35"
     assert stacks[0].fields["threads"] == "2 (+1 inter-op)"
+
+
+def test_balanced_accuracy_macro_f1_and_class_recall_are_pooled_over_seeds(comparisons):
+    torch = comparisons[("pathmnist", 64)].result("torch")  # ACCs 0.93 and 0.94
+    assert torch.test_balanced_acc.mean == pytest.approx(0.925) and torch.test_balanced_acc.n == 2
+    assert torch.test_macro_f1.mean == pytest.approx(0.915)
+    assert torch.test_macro_f1.std == pytest.approx(0.01 / math.sqrt(2))
+    recall = torch.class_recall
+    assert recall.names[0] == "adipose" and len(recall.recall) == 9 and not recall.multi_label
+    # class i: ACC - i points for seed 0, ACC - 2i points for seed 1
+    assert (recall.recall[4].min, recall.recall[4].max) == pytest.approx((0.86, 0.89))
+    assert recall.support == (900, 800, 700, 600, 500, 400, 300, 200, 100)
+
+
+def _store_variants(store: ResultsStore, variants: list[tuple[str | None, float]]) -> None:
+    for variant, lr in variants:
+        config = run_config("torch", 28, 0)
+        config["recipe"]["optimizer"]["lr"] = lr
+        if variant is not None:
+            config["tags"] = {"variant": variant}
+        run_id = store.start_run(
+            kind="train",
+            config=config,
+            framework="torch",
+            model="resnet18",
+            dataset="pathmnist",
+            size=28,
+            seed=0,
+            dataset_provenance=official("pathmnist", 28),
+        )
+        store.finish_run(run_id, metrics=metrics(0.9, 0))
+
+
+@pytest.mark.parametrize(
+    ("variants", "labels"),
+    [
+        # distinct names: the name is the label, the differing fields are kept as its settings
+        (
+            [("low_lr", 0.001), ("high_lr", 0.1)],
+            [("high_lr", "recipe.optimizer.lr=0.1"), ("low_lr", "recipe.optimizer.lr=0.001")],
+        ),
+        # one named variant alone still says which it is; "default" (no [[variants]]) says nothing
+        ([("linear_probe", 0.001)], [("linear_probe", "")]),
+        ([("default", 0.001)], [("", "")]),
+        # a run outside any experiment beside a named variant: told apart, and no "tags={}" field
+        (
+            [(None, 0.001), ("probe", 0.1)],
+            [("", "recipe.optimizer.lr=0.001"), ("probe", "recipe.optimizer.lr=0.1")],
+        ),
+        # one name on two configs (two experiments reusing it): the name alone would read alike
+        (
+            [("probe", 0.001), ("probe", 0.1)],
+            [("probe, recipe.optimizer.lr=0.001", ""), ("probe, recipe.optimizer.lr=0.1", "")],
+        ),
+    ],
+)
+def test_variants_are_labelled_by_their_experiment_name(tmp_path, variants, labels):
+    store = ResultsStore(tmp_path / "v.sqlite")
+    _store_variants(store, variants)
+    found = compare(store.list_runs())
+    assert sorted((c.variant_label, c.variant_settings) for c in found) == labels
+
+
+def test_variant_tag_names_the_finetuning_configuration_then_the_variant():
+    from medbench.report.aggregate import variant_tag
+
+    assert variant_tag({"tags": {"finetune": "linear_probe", "variant": "default"}}) == "linear_probe"
+    assert variant_tag({"tags": {"finetune": "gradual", "variant": "mlp_head"}}) == "gradual mlp_head"
+    assert variant_tag({"tags": {"variant": "default"}}) == ""
+    assert variant_tag({}) == ""

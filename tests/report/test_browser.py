@@ -90,9 +90,17 @@ def test_tables_render_with_their_rows(dom_report):
     by_name: dict[str, list[dict]] = {}
     for table in dom_report["tables"]:
         by_name.setdefault(table["name"], []).append(table)
-    assert {"glance", "verdict", "runs", "failures", "machines", "stacks", "bench", "references"} <= set(
-        by_name
-    )
+    assert {
+        "glance",
+        "verdict",
+        "recall",
+        "runs",
+        "failures",
+        "machines",
+        "stacks",
+        "bench",
+        "references",
+    } <= set(by_name)
     assert all(t["rows"] > 0 for t in dom_report["tables"])
     shown = [t for t in dom_report["tables"] if not t["folded"]]
     assert all(t["height"] > 20 * t["rows"] for t in shown)  # laid out, one visible line per row at least

@@ -14,8 +14,11 @@ import pytest
 from PIL import Image
 
 from medbench.report import NoRunsError, write_report
-from medbench.report.build import VERDICT_HEADERS
+from medbench.report.build import VERDICT_HEADERS, build_document
+from medbench.report.markdown import render_markdown
 from medbench.results import ResultsStore
+
+from .conftest import BLOOD_CLASSES, PATH_CLASSES, SEEDS, environment, metrics, official, run_config, timings
 
 
 class PageParser(HTMLParser):
@@ -108,11 +111,14 @@ def test_every_image_is_an_embedded_valid_png_of_the_stated_size(page):
 
 def test_the_glance_table_has_every_framework_and_the_criterion(page):
     (glance,) = tables(page, "glance")
-    assert glance["headers"][0][:4] == ["Dataset", "Size", "Model", "Data"]
+    assert glance["headers"][0][:4] == ["Dataset", "Size", "Model", "Data"]  # no variants: no Variant column
     assert [h for h in glance["headers"][0] if h.endswith("ACC %")] == [
         "torch ACC %",
         "jax ACC %",
         "keras ACC %",
+        "torch bal. ACC %",
+        "jax bal. ACC %",
+        "keras bal. ACC %",
     ]
     rows = {(r[0], r[1]): r for r in glance["rows"]}
     assert set(rows) == {("bloodmnist", "28"), ("pathmnist", "28"), ("pathmnist", "64")}
@@ -122,6 +128,11 @@ def test_the_glance_table_has_every_framework_and_the_criterion(page):
     assert rows[("pathmnist", "64")][spread] == "3.50 pts" and rows[("pathmnist", "64")][verdict] == "✗ no"
     assert rows[("pathmnist", "28")][header.index("torch ACC %")] == "91.0 ± 1.4 (n=2)"
     assert rows[("bloodmnist", "28")][header.index("Data")] == "CUSTOM file"
+    # the fixture's balanced ACC is ACC - 1 point per run: torch seeds 89 and 91, keras 88 and 89
+    assert rows[("pathmnist", "28")][header.index("torch bal. ACC %")] == "90.0 ± 1.4"
+    assert rows[("pathmnist", "64")][header.index("keras bal. ACC %")] == "89.5 ± 0.7"
+    assert rows[("bloodmnist", "28")][header.index("torch bal. ACC %")] == "94.0"  # one seed, no spread
+    assert rows[("bloodmnist", "28")][header.index("jax bal. ACC %")] == "–"
 
 
 def test_verdict_tables_put_frameworks_beside_the_published_rows(page):
@@ -132,13 +143,35 @@ def test_verdict_tables_put_frameworks_beside_the_published_rows(page):
     assert [r[0] for r in path28["rows"][:3]] == ["torch", "jax", "keras"]
     assert path28["kinds"] == ["", "", "", "ref", "ref"]
     assert path28["rows"][0][2] == "91.0 ± 1.4" and path28["rows"][0][3] == "[91.0, 93.0] (seed 1)"
-    assert path28["rows"][1][6] == "8.25 ± 0.35"  # jax s/epoch
+    column = VERDICT_HEADERS.index
+    assert path28["rows"][1][column("s / epoch")] == "8.25 ± 0.35"  # jax s/epoch
+    # balanced ACC = ACC - 1 point and macro F1 = ACC - 2 points in every fixture run
+    torch, keras = path28["rows"][0], path28["rows"][2]
+    assert (torch[column("Balanced ACC %")], torch[column("Macro F1 %")]) == ("90.0 ± 1.4", "89.0 ± 1.4")
+    assert (keras[column("Balanced ACC %")], keras[column("Macro F1 %")]) == ("88.5 ± 0.7", "87.5 ± 0.7")
+    assert path28["rows"][3][column("Balanced ACC %")] == "–"  # the papers publish ACC and AUC only
     v2 = path28["rows"][3]
     assert (
         v2[0] == "published · MedMNIST v2 · ResNet-18 (28)"
         and v2[2] == "90.7"
         and v2[-1] == "verified-quoted"
     )
+
+
+def test_per_class_recall_tables_name_the_classes(page, report_dir):
+    blood, path28, _ = tables(page, "recall")  # one per comparison, in the sections' order
+    assert path28["headers"][0] == ["Framework", *PATH_CLASSES]
+    rows = {r[0]: r[1:] for r in path28["rows"]}
+    assert list(rows) == ["torch", "jax", "keras", "test images"]
+    # class i: ACC - i points (seed 0), ACC - 2i points (seed 1); torch ACCs 90 and 92
+    assert rows["torch"][0] == "91.0 ± 1.4" and rows["torch"][8] == "79.0 ± 4.2"
+    assert rows["jax"][8] == "79.0 ± 4.9"  # 82.5 and 75.5
+    assert rows["test images"] == ["900", "800", "700", "600", "500", "400", "300", "200", "100"]
+    assert blood["headers"][0] == ["Framework", *BLOOD_CLASSES]
+    assert blood["rows"][0][0] == "torch" and blood["rows"][0][1] == "95.0" and blood["rows"][0][8] == "88.0"
+    text = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "| Framework | adipose | background | debris |" in text
+    assert "| torch | 91.0 ± 1.4 | 89.5 ± 0.7 |" in text
 
 
 def test_unverified_published_figures_are_marked(page):
@@ -281,3 +314,82 @@ def test_the_report_imports_no_deep_learning_framework():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _fill_finetune_study(store: ResultsStore) -> None:
+    """A fine-tuning study as ``medbench run`` stores it: two named variants of one model, two seeds each."""
+    for variant, trainable, acc in (("full_finetune", "all", 0.90), ("linear_probe", "head", 0.80)):
+        for seed in SEEDS:
+            config = run_config("torch", 28, seed)
+            config["finetune"] = {**config["finetune"], "pretrained": "imagenet", "trainable": trainable}
+            config["data"] = {**config["data"], "normalize": "imagenet", "to_rgb": True}
+            config["recipe"] = {**config["recipe"], "sampler": "balanced"}
+            config["tags"] = {"variant": variant}
+            run_id = store.start_run(
+                kind="train",
+                config=config,
+                framework="torch",
+                model="resnet18",
+                dataset="pathmnist",
+                size=28,
+                seed=seed,
+                experiment="finetune",
+                dataset_provenance=official("pathmnist", 28),
+                environment=environment("torch"),
+            )
+            store.finish_run(run_id, metrics=metrics(acc + 0.01 * seed, seed), timings=timings("torch", seed))
+
+
+def test_experiment_variants_are_rows_of_their_own(tmp_path):
+    store = ResultsStore(tmp_path / "finetune.sqlite")
+    _fill_finetune_study(store)
+    document = build_document(store.list_runs(), store_path=store.path, references=())
+    (glance,) = [t for t in document.tables() if t.name == "glance"]
+    assert glance.headers[:5] == ("Dataset", "Size", "Model", "Variant", "Data")
+    cells = [[c.text for c in row.cells] for row in glance.rows]
+    column = glance.headers.index
+    assert [(r[column("Variant")], r[column("torch ACC %")]) for r in cells] == [
+        ("full_finetune", "90.5 ± 0.7 (n=2)"),
+        ("linear_probe", "80.5 ± 0.7 (n=2)"),
+    ]
+    assert glance.rows[1].cells[column("Variant")].hint == "finetune.trainable=head"
+    text = render_markdown(document)
+    assert "### pathmnist 28 px · resnet18 · linear_probe" in text
+    assert "Variant linear_probe: finetune.trainable=head." in text
+    assert "balanced sampler, imagenet normalisation, imagenet pretrained, training the head only" in text
+    assert len([t for t in document.tables() if t.name == "recall"]) == 2
+
+
+def test_the_run_summary_shows_balanced_accuracy_and_macro_f1(store_path, tmp_path):
+    from rich.console import Console
+
+    from medbench.experiments import ExperimentSpec, Grid
+    from medbench.runs import comparison_rows, summary_table
+
+    store = ResultsStore(store_path)
+    rows = {
+        (r["size"], r["framework"]): r for r in comparison_rows(store, "demo") if r["dataset"] == "pathmnist"
+    }
+    assert rows[(28, "torch")]["test_balanced_acc"] == pytest.approx(0.90)
+    assert rows[(28, "torch")]["test_balanced_acc_std"] == pytest.approx(0.0141421356)
+    assert rows[(64, "keras")]["test_macro_f1"] == pytest.approx(0.885)
+    console = Console(width=250, record=True)
+    console.print(summary_table(store, ExperimentSpec(name="demo", grid=Grid(datasets=["pathmnist"]))))
+    text = console.export_text()
+    assert "balanced ACC" in text and "macro F1" in text
+    assert "0.9000 ± 0.0141" in text  # torch 28 px balanced ACC
+    older = ResultsStore(tmp_path / "older.sqlite")  # runs stored before training recorded the extras
+    run_id = older.start_run(
+        kind="train",
+        config=run_config("jax", 28, 0),
+        framework="jax",
+        dataset="pathmnist",
+        size=28,
+        model="resnet18",
+        seed=0,
+        experiment="old",
+    )
+    older.finish_run(run_id, metrics={"test_acc": 0.9, "test_auc": 0.99}, timings={})
+    console = Console(width=250, record=True)
+    console.print(summary_table(older, ExperimentSpec(name="old", grid=Grid(datasets=["pathmnist"]))))
+    assert "test AUC" in console.export_text() and "balanced ACC" not in console.export_text()

@@ -1,10 +1,10 @@
 """The one source of batches for every framework: seeded, numpy-only, prefetched in background threads.
 
 Batch ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)`` and the pipeline's settings: the sample
-order comes from ``np.random.default_rng([seed, e, 1])`` and each augmentation draw from
-``default_rng([seed, e, 2, i, op])``. PyTorch, JAX and Keras runs, in any process or thread, therefore see
-bit-identical batches in the same order, and frameworks only convert them (NHWC float32 images; int64 class
-indices, or float32 multi-hot rows for multi-label tasks).
+order comes from ``np.random.default_rng([seed, e, 1])`` (``[seed, e, 3]`` for the class-balanced sampler)
+and each augmentation draw from ``default_rng([seed, e, 2, i, op])``. PyTorch, JAX and Keras runs, in any
+process or thread, therefore see bit-identical batches in the same order, and frameworks only convert them
+(NHWC float32 images; int64 class indices, or float32 multi-hot rows for multi-label tasks).
 
 The reproducibility rests on numpy's PCG64 and ``Generator.permutation``/``integers``/``uniform``, which numpy
 does not promise to keep across versions; ``tests/data/test_pipeline.py`` pins a few draws so a change shows.
@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -34,9 +35,11 @@ from medbench.errors import ConfigError
 Batch = tuple[np.ndarray, np.ndarray]
 T = TypeVar("T")
 
-_SHUFFLE_STREAM, _AUGMENT_STREAM = 1, 2  # non-zero: SeedSequence pads short entropy with zeros
+_SHUFFLE_STREAM, _AUGMENT_STREAM, _BALANCED_STREAM = 1, 2, 3  # non-zero: SeedSequence pads with zeros
 _MAX_SEED = 2**32  # one 32-bit word per key entry keeps (seed, epoch, ...) keys from colliding
 THREAD_PREFIX = "medbench-batch"
+Sampler = Literal["shuffle", "balanced"]
+SAMPLERS: tuple[str, ...] = ("shuffle", "balanced")
 
 
 class BatchPipeline:
@@ -49,9 +52,13 @@ class BatchPipeline:
         split: the split to read (its name decides whether augmentation is allowed: train only).
         batch_size: images per batch.
         shuffle: a new seeded order each epoch; else file order.
+        sampler: how a shuffled epoch is drawn: "shuffle" (every image once) or "balanced" (as many draws as
+            images, with replacement, every class equally likely; see :class:`BalancedSampler`). Balanced
+            needs ``shuffle`` on the train split of a single-label task.
         seed: 0 <= seed < 2**32; with the epoch it fixes the order and the augmentation.
         drop_last: drop the final short batch.
-        normalize: "official" (mean = std = 0.5), "none" ([0, 1]) or a :class:`Normalization` (e.g. train
+        normalize: "official" (mean = std = 0.5), "imagenet" (torchvision's RGB statistics: needs 3 channels,
+            so ``to_rgb`` for grey images), "none" ([0, 1]) or a :class:`Normalization` (e.g. train
             statistics from :meth:`Normalization.from_images`).
         resize_to: output side for upsampled protocols (e.g. 224), or None.
         resize_method: "nearest" (MedMNIST's 28 -> 224 rows) or "bilinear".
@@ -68,6 +75,7 @@ class BatchPipeline:
         *,
         batch_size: int = 128,
         shuffle: bool = False,
+        sampler: Sampler = "shuffle",
         seed: int = 0,
         drop_last: bool = False,
         normalize: str | Normalization = "official",
@@ -99,16 +107,13 @@ class BatchPipeline:
         self.augment = _as_augment(augment, split.name)
         self.normalization = _as_normalization(normalize)
         self.channels = 3 if to_rgb else split.n_channels
+        _check_channels(self.normalization, self.channels)
         # A black pixel after normalisation: what padded crops and rotations show outside the image.
-        try:
-            self._fill = self.normalization.scale_shift(self.channels)[1]
-        except ValueError as err:
-            raise ConfigError(
-                f"Normalization does not fit the images: {err}.",
-                "Give one mean/std per channel (or one for all channels), or set to_rgb to match.",
-            ) from err
+        self._fill = self.normalization.scale_shift(self.channels)[1]
         self._images = split.images
         self._labels = _convert_labels(split.labels, multi_label)
+        self.sampler = sampler
+        self._balanced = _balanced_sampler(sampler, self._labels, split.name, shuffle=shuffle)
 
     # ---- sizes -----------------------------------------------------------------------------------------
 
@@ -134,10 +139,15 @@ class BatchPipeline:
     # ---- batches ---------------------------------------------------------------------------------------
 
     def order(self, epoch: int) -> np.ndarray:
-        """Sample indices of ``epoch`` in the order they are served (before dropping a short last batch)."""
+        """Sample indices of ``epoch`` in the order they are served (before dropping a short last batch).
+
+        A permutation of the split, except with the balanced sampler, whose indices may repeat.
+        """
         _check_key("epoch", epoch)
         if not self.shuffle:
             return np.arange(self.n_samples)
+        if self._balanced is not None:
+            return self._balanced.draw(np.random.default_rng([self.seed, epoch, _BALANCED_STREAM]))
         return np.random.default_rng([self.seed, epoch, _SHUFFLE_STREAM]).permutation(self.n_samples)
 
     def batch(self, epoch: int, index: int) -> Batch:
@@ -172,6 +182,7 @@ class BatchPipeline:
             "n_samples": self.n_samples,
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
+            "sampler": self.sampler,
             "seed": self.seed,
             "drop_last": self.drop_last,
             "normalize": self.normalization.to_dict(),
@@ -202,12 +213,55 @@ class BatchPipeline:
         return images, np.take(self._labels, idx, axis=0)
 
 
+@dataclass(frozen=True, eq=False)
+class BalancedSampler:
+    """Class-balanced draws with replacement: ``WeightedRandomSampler`` with weight ``1 / count(class)``.
+
+    Each of the ``n`` draws of an epoch picks a class uniformly among the classes present, then one of that
+    class's images uniformly. That is exactly the distribution of torch's sampler with every image weighted
+    by the inverse of its class count (``P(image i) = 1 / (K * count(class of i))``), drawn with integers
+    only, so no floating-point cumulative sum decides which image comes out. Each class then fills about
+    ``1 / K`` of an epoch: images of rare classes repeat, some of the common ones wait for a later epoch.
+    """
+
+    members: np.ndarray  # image indices grouped by class, in file order within a class
+    starts: np.ndarray  # where each present class begins in `members`
+    counts: np.ndarray  # images per present class
+
+    @classmethod
+    def from_labels(cls, labels: np.ndarray) -> BalancedSampler:
+        """From int class indices ``(N,)``; classes absent from ``labels`` are never drawn."""
+        members = np.argsort(labels, kind="stable")
+        _, starts, counts = np.unique(labels[members], return_index=True, return_counts=True)
+        return cls(members, starts, counts)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.members)
+
+    def probabilities(self) -> np.ndarray:
+        """Per image, the chance that one draw picks it (the normalised 1 / class-count weights)."""
+        p = np.empty(self.n_samples, np.float64)
+        for start, count in zip(self.starts, self.counts, strict=True):
+            p[self.members[start : start + count]] = 1.0 / (len(self.counts) * count)
+        return p
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """``n_samples`` image indices (with repeats) for one epoch."""
+        if self.n_samples == 0:
+            return np.zeros(0, np.intp)
+        classes = rng.integers(0, len(self.counts), self.n_samples)
+        within = rng.integers(0, self.counts[classes])
+        return self.members[self.starts[classes] + within]
+
+
 def make_pipeline(
     data: MedMNISTData,
     split: str = "train",
     *,
     batch_size: int = 128,
     shuffle: bool | None = None,
+    sampler: Sampler = "shuffle",
     seed: int = 0,
     drop_last: bool = False,
     normalize: str | Normalization = "official",
@@ -220,7 +274,8 @@ def make_pipeline(
 ) -> BatchPipeline:
     """A pipeline over ``data[split]``, with the label format from the dataset's task.
 
-    ``shuffle`` defaults to True for train and False otherwise. ``normalize="dataset"`` uses per-channel
+    ``shuffle`` defaults to True for train and False otherwise; ``sampler="balanced"`` (train only) draws
+    every class equally often instead of every image once. ``normalize="dataset"`` uses per-channel
     statistics of the train split; to share them between the three splits, compute them once with
     ``Normalization.from_images(data["train"].images)`` and pass that instead.
     """
@@ -235,6 +290,7 @@ def make_pipeline(
         data[split],
         batch_size=batch_size,
         shuffle=split == "train" if shuffle is None else shuffle,
+        sampler=sampler,
         seed=seed,
         drop_last=drop_last,
         normalize=normalize,
@@ -312,12 +368,57 @@ def _as_normalization(value: str | Normalization) -> Normalization:
         return value
     if value == "official":
         return Normalization.official()
+    if value == "imagenet":
+        return Normalization.imagenet()
     if value == "none":
         return Normalization.none()
     raise ConfigError(
         f"Unknown normalization {value!r}.",
-        "Use 'official', 'none', or a Normalization (make_pipeline also takes 'dataset').",
+        "Use 'official', 'imagenet', 'none', or a Normalization (make_pipeline also takes 'dataset').",
     )
+
+
+def _check_channels(normalization: Normalization, channels: int) -> None:
+    """One mean/std for all channels, or one per channel of the images as they are normalised."""
+    given = len(normalization.mean)
+    if given in (1, channels):
+        return
+    if channels == 1 and given == 3:
+        # Grey datasets meet RGB statistics with ImageNet-pretrained backbones: to_rgb is the way out, and
+        # it works because the pipeline repeats the channel before it normalises.
+        raise ConfigError(
+            f"Normalization {normalization.name!r} has 3 channels (RGB), but the images are grey "
+            "(1 channel).",
+            "Set data.to_rgb=true (to_rgb=True in the pipeline) to repeat the grey channel to three before "
+            "normalising, or use normalize='official'.",
+        )
+    raise ConfigError(
+        f"Normalization {normalization.name!r} has {given} channels; the images have {channels}.",
+        "Give one mean/std per channel (or one for all channels), or set to_rgb to match.",
+    )
+
+
+def _balanced_sampler(
+    sampler: str, labels: np.ndarray, split_name: str, *, shuffle: bool
+) -> BalancedSampler | None:
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"Unknown sampler {sampler!r}.", f"Use one of {', '.join(SAMPLERS)}.")
+    if sampler == "shuffle":
+        return None
+    if split_name != "train" or not shuffle:
+        raise ConfigError(
+            f"Balanced sampling was asked for on the {'shuffled ' if shuffle else 'unshuffled '}"
+            f"{split_name!r} split.",
+            "Resample the shuffled train split only; evaluation reads every image once (sampler='shuffle').",
+        )
+    if labels.ndim == 2:
+        # With several positives per image no per-image weight makes every label equally frequent, and
+        # "weight by the rarest positive" leaves images without findings with no class: not defined.
+        raise ConfigError(
+            "recipe.sampler='balanced' is not defined for multi-label tasks (an image has several labels).",
+            "Use recipe.sampler='shuffle' for this dataset.",
+        )
+    return BalancedSampler.from_labels(labels)
 
 
 def _as_augment(value: Augment | Any | None, split_name: str) -> Augment | None:

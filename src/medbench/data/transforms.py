@@ -27,6 +27,9 @@ RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear")
 # changes the random values another op sees. Non-zero, because numpy's SeedSequence pads entropy with zeros.
 _CROP, _HFLIP, _VFLIP, _ROTATE = 1, 2, 3, 4
 FLIP_PROBABILITY = 0.5
+# torchvision's ImageNet statistics (RGB, [0, 1] scale): what its pretrained weights were trained on.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 # ---- normalisation ----------------------------------------------------------------------------------------
@@ -64,6 +67,11 @@ class Normalization:
     def none(cls) -> Normalization:
         """No standardisation: pixels only scaled to [0, 1]."""
         return cls((0.0,), (1.0,), "none")
+
+    @classmethod
+    def imagenet(cls) -> Normalization:
+        """torchvision's ImageNet mean and std per RGB channel, for pretrained backbones (3 channels only)."""
+        return cls(IMAGENET_MEAN, IMAGENET_STD, "imagenet")
 
     @classmethod
     def from_images(cls, images: np.ndarray, *, chunk_size: int = 4096) -> Normalization:

@@ -3,7 +3,9 @@
 A *comparison* is one (dataset, image size, model, recipe variant, data source); inside it every framework's
 completed training runs are pooled over seeds into mean, sample standard deviation, n, min and max. Runs are
 grouped by their stored config, not by experiment name, so the same recipe run twice is one group and two
-recipes that share a name are never averaged together.
+recipes that share a name are never averaged together. An experiment's variants (``config.tags["variant"]``,
+e.g. the configurations of a fine-tuning study) differ in their config, so each is a comparison of its own,
+labelled by its name.
 """
 
 from __future__ import annotations
@@ -206,6 +208,48 @@ class CI:
     seed: int | None  # the run it comes from
 
 
+@dataclass(frozen=True)
+class ClassRecall:
+    """Test recall per class (per label for multi-label tasks) over seeds, with each class's test images."""
+
+    names: tuple[str, ...]
+    recall: tuple[Stat | None, ...]
+    support: tuple[int, ...] | None  # None when the pooled runs disagree on it
+    multi_label: bool = False
+
+    @classmethod
+    def of(cls, runs: Sequence[RunRecord]) -> ClassRecall | None:
+        """Pooled over the runs that stored ``test_per_class`` with the same class names as the first."""
+        tables = [t for t in (_per_class_table(r) for r in runs) if t is not None]
+        if not tables:
+            return None
+        names = tables[0][0]
+        same = [t for t in tables if t[0] == names]
+        supports = {t[2] for t in same}
+        return cls(
+            names=names,
+            recall=tuple(Stat.of(t[1][i] for t in same) for i in range(len(names))),
+            support=supports.pop() if len(supports) == 1 else None,
+            multi_label=any(metric(r, "test_task") == "multi-label, binary-class" for r in runs),
+        )
+
+
+def _per_class_table(run: RunRecord) -> tuple[tuple[str, ...], list[Any], tuple[int, ...] | None] | None:
+    """(names, recalls, supports) from a run's ``test_per_class`` (``EvaluationResult.to_dict``), if stored."""
+    table = metric(run, "test_per_class")
+    recall = table.get("recall") if isinstance(table, dict) else None
+    if not isinstance(recall, list) or not recall:
+        return None
+    names = table.get("name")
+    if not isinstance(names, list) or len(names) != len(recall):
+        names = [str(i) for i in range(len(recall))]
+    support = table.get("support")
+    ok = (
+        isinstance(support, list) and len(support) == len(recall) and all(isinstance(n, int) for n in support)
+    )
+    return tuple(str(n) for n in names), recall, tuple(support) if ok else None
+
+
 @dataclass
 class FrameworkResult:
     """One framework's completed runs in a comparison, pooled over seeds."""
@@ -214,6 +258,9 @@ class FrameworkResult:
     runs: list[RunRecord]
     test_acc: Stat | None = None
     test_auc: Stat | None = None
+    test_balanced_acc: Stat | None = None  # mean recall over classes: what imbalanced data needs beside ACC
+    test_macro_f1: Stat | None = None
+    class_recall: ClassRecall | None = None
     val_auc: Stat | None = None
     s_per_epoch: Stat | None = None
     images_per_s: Stat | None = None
@@ -231,6 +278,9 @@ class FrameworkResult:
             runs=runs,
             test_acc=Stat.of(metric(r, "test_acc") for r in runs),
             test_auc=Stat.of(metric(r, "test_auc") for r in runs),
+            test_balanced_acc=Stat.of(metric(r, "test_balanced_accuracy") for r in runs),
+            test_macro_f1=Stat.of(metric(r, "test_macro_f1") for r in runs),
+            class_recall=ClassRecall.of(runs),
             val_auc=Stat.of(metric(r, "val_auc") for r in runs),
             s_per_epoch=Stat.of(timing(r, "train_s_per_epoch") for r in runs),
             images_per_s=Stat.of(timing(r, "steady_images_per_s") for r in runs),
@@ -261,6 +311,7 @@ class Comparison:
     frameworks: list[FrameworkResult]
     recipe: str = ""
     variant_label: str = ""  # what sets this variant apart from others of the same dataset/size/model
+    variant_settings: str = ""  # the config fields behind a variant named by its tag, when they differ
     machines: int = 1  # distinct hardware the runs used: timings compare only when this is 1
     failed: list[RunRecord] = field(default_factory=list)
 
@@ -306,6 +357,7 @@ def recipe_summary(config: dict[str, Any]) -> str:
     ]
     if recipe.get("max_steps_per_epoch"):
         parts.append(f"at most {recipe['max_steps_per_epoch']} steps/epoch")
+    parts += _imbalance_and_transfer(config)
     if runtime.get("precision") and runtime["precision"] != "fp32":
         parts.append(runtime["precision"])
     if runtime.get("device"):
@@ -313,22 +365,73 @@ def recipe_summary(config: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _variant_labels(keys: list[GroupKey], configs: dict[GroupKey, dict[str, Any]]) -> dict[GroupKey, str]:
-    """For keys that share dataset/size/model/source but not the recipe: the config fields that differ."""
+def _imbalance_and_transfer(config: dict[str, Any]) -> list[str]:
+    """The settings for imbalanced data and pretrained backbones, where they are not the defaults."""
+    recipe, data = config.get("recipe", {}), config.get("data", {})
+    finetune = config.get("finetune") or {}
+    parts = []
+    if recipe.get("sampler", "shuffle") != "shuffle":
+        parts.append(f"{recipe['sampler']} sampler")
+    if recipe.get("class_weights"):
+        parts.append(f"class weights {recipe['class_weights']}")
+    if data.get("normalize", "official") != "official":
+        parts.append(f"{data['normalize']} normalisation")
+    if finetune.get("pretrained"):
+        parts.append(f"{finetune['pretrained']} pretrained")
+    trainable = finetune.get("trainable", "all")
+    if trainable == "top":
+        parts.append(f"training the top {finetune.get('top_stages', 1)} stage(s) and the head")
+    elif trainable != "all":
+        parts.append(f"training the {trainable} only")
+    return parts
+
+
+_TAG_FIELDS = frozenset({"tags", "tags.variant", "tags.finetune"})  # an empty tags dict flattens to "tags"
+_UNNAMED_VARIANT = "default"  # experiments.expand's name when a file has no [[variants]]: nothing to tell
+
+
+def variant_tag(config: dict[str, Any]) -> str:
+    """The experiment variant a run belongs to (``config.tags["variant"]``, set by ``experiments.expand``),
+    after its fine-tuning configuration (``tags["finetune"]``, the grid's ``finetune`` axis) if any, or ``""``
+    for a run outside an experiment or of an experiment without named variants."""
+    tags = config.get("tags")
+    if not isinstance(tags, dict):
+        return ""
+    name = str(tags.get("variant") or "")
+    name = "" if name == _UNNAMED_VARIANT else name
+    return " ".join(part for part in (str(tags.get("finetune") or ""), name) if part)
+
+
+def _variant_labels(
+    keys: list[GroupKey], configs: dict[GroupKey, dict[str, Any]]
+) -> dict[GroupKey, tuple[str, str]]:
+    """Per key, ``(label, settings)``: its variant name, or else the config fields that set it apart from
+    the keys with the same dataset/size/model/source; ``settings`` lists those fields when the name is the
+    label (so the report can say what the variant changed)."""
     by_subject: dict[tuple, list[GroupKey]] = defaultdict(list)
     for key in keys:
         by_subject[(key.dataset, key.size, key.input_size, key.model, key.source)].append(key)
-    labels: dict[GroupKey, str] = {}
+    labels: dict[GroupKey, tuple[str, str]] = {}
     for siblings in by_subject.values():
+        names = {k: variant_tag(configs[k]) for k in siblings}
         if len(siblings) < 2:
+            (k,) = siblings
+            labels[k] = (names[k], "")
             continue
         flats = {k: _flatten(comparable_config(configs[k])) for k in siblings}
-        fields = sorted({f for flat in flats.values() for f in flat})
+        fields = sorted({f for flat in flats.values() for f in flat} - _TAG_FIELDS)
         differing = [
             f for f in fields if len({json.dumps(flats[k].get(f), default=str) for k in siblings}) > 1
         ]
+        # Distinct names (one sibling may have none) tell the rows apart; the same name on different configs
+        # (two experiments reusing a name) needs the differing fields as well, or two rows would read alike.
+        named = len(set(names.values())) == len(siblings)
         for k in siblings:
-            labels[k] = ", ".join(f"{f}={flats[k].get(f)}" for f in differing)
+            settings = ", ".join(f"{f}={flats[k].get(f)}" for f in differing)
+            if named:
+                labels[k] = (names[k], settings)
+            else:
+                labels[k] = (", ".join(x for x in (names[k], settings) if x), "")
     return labels
 
 
@@ -369,7 +472,8 @@ def compare(runs: Sequence[RunRecord]) -> list[Comparison]:
                 key=key,
                 frameworks=results,
                 recipe=recipe_summary(configs[key]),
-                variant_label=labels.get(key, ""),
+                variant_label=labels[key][0],
+                variant_settings=labels[key][1],
                 machines=len({machine_signature(r)[:2] for r in all_runs}),
                 failed=failed_by_variant.get(
                     (key.dataset, key.size, key.input_size, key.model, key.variant), []

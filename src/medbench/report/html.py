@@ -23,7 +23,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--fg); background: #fff; line-height: 1.45;
        font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1320px; margin: 0 auto; padding: 20px 28px 60px; }
+main { max-width: 1440px; margin: 0 auto; padding: 20px 28px 60px; }
 h1 { font-size: 24px; margin: 4px 0 12px; }
 h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
 h3 { font-size: 15.5px; margin: 26px 0 8px; }
@@ -45,7 +45,10 @@ td.good { color: var(--good); font-weight: 600; } td.bad { color: var(--bad); fo
 td.warn { background: var(--warn-bg) !important; color: var(--warn); }
 td.muted { color: var(--muted); } td.best { font-weight: 700; }
 td[title] { cursor: help; }
-table.t-glance td, table.t-verdict td, table.t-bench td { white-space: nowrap; }
+table.t-glance td, table.t-bench td { white-space: nowrap; }
+table.t-glance th, table.t-verdict th, table.t-recall th { white-space: normal; }
+table.t-glance th, table.t-glance td { padding: 5px 5px; }
+table.t-verdict td:first-child { min-width: 9em; }
 table.t-bench td:last-child { white-space: normal; min-width: 16em; }
 p.note { margin: 4px 0; padding: 3px 10px; border-left: 3px solid var(--line); color: #38414c; }
 p.note.warn { border-color: #e0a800; background: var(--warn-bg); color: #5c3d00; }
