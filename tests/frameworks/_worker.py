@@ -112,8 +112,13 @@ def task_model(fw, task, arrays, out):
         res["flops"] = fw.flops_per_image(
             fresh_model, image_size=b["image_size"], in_channels=b["in_channels"]
         )
-    if task.get("export_fresh"):
-        _save_state(out, "fresh/", fresh)
+    if task.get("export_fresh"):  # True: every tensor; a string: those whose names start with it
+        prefix = task["export_fresh"]
+        _save_state(
+            out,
+            "fresh/",
+            fresh if prefix is True else {k: v for k, v in fresh.items() if k.startswith(prefix)},
+        )
     del fresh
     model = _initial(fw, task, arrays, out, model=fresh_model)
     out["logits"] = fw.predict(model, arrays[task["inputs"]])
@@ -128,14 +133,18 @@ def task_train(fw, task, arrays, out):
     model = _initial(fw, task, arrays, out)
     spec = task["optimizer"]
     spec = OptimizerSpec(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
+    plans = _plans(fw, model, task)
     trainer = fw.create_trainer(
         model,
         optimizer=spec,
         loss=task.get("loss", "cross_entropy"),
         label_smoothing=task.get("label_smoothing", 0),
+        plan=plans[0] if plans else None,
     )
     losses = []
-    for step in task["steps"]:
+    for i, step in enumerate(task["steps"]):
+        if plans and i and plans[i] != plans[i - 1]:
+            trainer.set_plan(plans[i])
         losses.append(
             trainer.train_step(arrays[step["images"]], arrays[step["labels"]], lr=step.get("lr")).loss
         )
@@ -143,6 +152,20 @@ def task_train(fw, task, arrays, out):
     _save_state(out, "state/", fw.state_dict(trainer.model))
     out["predict_logits"] = fw.predict(trainer.model, arrays[task["steps"][0]["images"]])
     return {"losses": losses}
+
+
+def _plans(fw, model, task) -> list | None:
+    """The fine-tuning plan of each step (from the task's finetune config and each step's epoch), or None."""
+    if "finetune" not in task:
+        return None
+    from medbench.config import FinetuneConfig
+    from medbench.finetune import plan_for_epoch
+    from medbench.frameworks.families import resolve_model
+
+    family, _ = resolve_model(task["build"]["model"], task["build"]["options"])
+    keys = list(fw.state_dict(model))
+    config = FinetuneConfig(**task["finetune"])
+    return [plan_for_epoch(family, keys, config, step.get("epoch", 0)) for step in task["steps"]]
 
 
 def _error(fn) -> dict:

@@ -33,21 +33,36 @@ class Case:
         }
 
 
-# grey and RGB inputs, non-default class counts, both ResNet stems (small_input resolves to False at 64 px)
+# grey and RGB inputs, non-default class counts, both ResNet stems (small_input resolves to False at 64 px),
+# the mlp head (dropout, Linear, ReLU, Linear as fc.0..fc.3; its dropout must be off in evaluation)
 FAST_CASES = [
     Case("simple_cnn_28_grey", "simple_cnn", 28, 1, 9),
     Case("simple_cnn_64_rgb_2convs", "simple_cnn", 64, 3, 5, {"convs_per_block": 2, "widths": (16, 32, 48)}),
     Case("resnet18_28_rgb", "resnet18", 28, 3, 11),
     Case("resnet18_64_grey", "resnet18", 64, 1, 2),
     Case("resnet50_28_rgb", "resnet50", 28, 3, 4),
+    Case("resnet18_28_rgb_mlp", "resnet18", 28, 3, 5, {"head": "mlp", "head_hidden": 64}),
 ]
+# EfficientNet at 96 px: at smaller sizes its last stage is 1x1 and a calibrated model too ill-conditioned
+# to compare (see test_efficientnet.py)
 SLOW_CASES = [
     Case("resnet50_64_grey", "resnet50", 64, 1, 7),
     Case("resnet18_224_rgb", "resnet18", 224, 3, 1000, batch=2),
     Case("resnet18_28_big_stem", "resnet18", 28, 3, 6, {"small_input": False}),
     Case("simple_cnn_224_rgb", "simple_cnn", 224, 3, 3, batch=2),
+    Case(
+        "efficientnetv2_s_96_rgb_mlp",
+        "efficientnetv2_s",
+        96,
+        3,
+        6,
+        {"head": "mlp", "head_hidden": 64},
+        batch=2,
+    ),
 ]
 EXPORT_FRESH = {"simple_cnn_28_grey", "resnet18_28_rgb"}  # fresh weights, for the initialisation test
+# fresh weights of the head only (keys starting with the prefix), for the mlp-head initialisation test
+EXPORT_FRESH_HEAD = {"resnet18_28_rgb_mlp": "fc."}
 
 _CNN = {"dropout": 0.0}
 TRAIN_CASES: list[dict[str, Any]] = [
@@ -76,6 +91,32 @@ TRAIN_CASES: list[dict[str, Any]] = [
         "case": Case("r18", "resnet18", 28, 3, 4, batch=8),
         "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4},
         "lrs": [None, 0.005],
+    },
+    # fine-tuning plans: frozen stages (and their BatchNorm in inference mode), a backbone learning-rate
+    # scale, gradual unfreezing between steps (a new group with fresh optimizer state), frozen BatchNorm
+    {
+        "id": "train_resnet18_gradual_adam",
+        "case": Case("r18", "resnet18", 28, 3, 4, {"head": "mlp", "head_dropout": 0.0}, batch=8),
+        "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4},
+        "finetune": {"trainable": "top", "top_stages": 1, "unfreeze_every": 2, "backbone_lr_scale": 0.1},
+        "lrs": [None, 5e-4, 2e-3],
+        "epochs": [0, 1, 2],
+    },
+    {
+        "id": "train_cnn_frozen_bn_sgd",
+        "case": Case("cnn", "simple_cnn", 28, 1, 5, _CNN, batch=8),
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+        "finetune": {"trainable": "all", "freeze_bn": True, "backbone_lr_scale": 0.5},
+        "lrs": [None, 0.1],
+        "epochs": [0, 0],
+    },
+    {
+        "id": "train_cnn_linear_probe_then_all_adamw",
+        "case": Case("cnn", "simple_cnn", 28, 3, 3, _CNN, batch=8),
+        "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
+        "finetune": {"trainable": "head", "unfreeze_every": 1, "backbone_lr_scale": 0.3},
+        "lrs": [None, None, 5e-4],
+        "epochs": [0, 1, 3],
     },
     {
         "id": "train_resnet18_adam",
@@ -151,7 +192,7 @@ def model_tasks(cases: list[Case], *, reference: bool) -> list[dict[str, Any]]:
             "flops": True,
         }
         task.update({"calibrate": f"calib/{case.id}"} if reference else {"weights": f"w/{case.id}/"})
-        task["export_fresh"] = case.id in EXPORT_FRESH
+        task["export_fresh"] = True if case.id in EXPORT_FRESH else EXPORT_FRESH_HEAD.get(case.id, False)
         tasks.append(task)
     return tasks
 
@@ -172,9 +213,28 @@ def train_tasks(*, reference: bool, slow: bool = False) -> list[dict[str, Any]]:
             "label_smoothing": spec.get("label_smoothing", 0.0),
             "steps": steps,
         }
+        if "finetune" in spec:
+            task["finetune"] = spec["finetune"]
+            for step, epoch in zip(steps, spec["epochs"], strict=True):
+                step["epoch"] = epoch
         task.update({"calibrate": f"calib/{tid}"} if reference else {"weights": f"w/{tid}/"})
         tasks.append(task)
     return tasks
+
+
+def finetune_plans(spec: dict[str, Any], keys: list[str]) -> list:
+    """The :class:`~medbench.frameworks.base.TrainPlan` (or ``None``) of each step of a fine-tuning case.
+
+    ``keys`` are the model's PyTorch state_dict names; the worker computes the same plans from its own model.
+    """
+    from medbench.config import FinetuneConfig
+    from medbench.finetune import plan_for_epoch
+    from medbench.frameworks.families import resolve_model
+
+    case = spec["case"]
+    family, _ = resolve_model(case.model, case.options)
+    config = FinetuneConfig(**spec["finetune"])
+    return [plan_for_epoch(family, keys, config, epoch) for epoch in spec["epochs"]]
 
 
 def weights_task(checkpoints: Path, *, reference: bool) -> dict[str, Any]:

@@ -37,6 +37,11 @@ def test_reference_parameter_counts_are_the_known_ones(reference):
     # torchvision's resnet18 has 11,689,512 parameters at 1000 classes; the 3x3 stem and 11 classes change
     # conv1 (64*3*49 -> 64*3*9) and fc (512*1000+1000 -> 512*11+11)
     assert reference["resnet18_28_rgb"]["params"] == 11_689_512 - 64 * 3 * 40 - 513_000 + 512 * 11 + 11
+    # the mlp head: fc.1 Linear(512, 64) and fc.3 Linear(64, 5) instead of fc Linear(512, classes); the
+    # FLOPs differ by 2 x the MACs of those matmuls (biases, ReLU and dropout count nothing)
+    mlp, linear = reference["resnet18_28_rgb_mlp"], reference["resnet18_28_rgb"]
+    assert mlp["params"] == linear["params"] - (512 * 11 + 11) + (512 * 64 + 64) + (64 * 5 + 5)
+    assert mlp["flops"] - linear["flops"] == 2 * (512 * 64 + 64 * 5 - 512 * 11)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -108,6 +113,21 @@ def test_initialisation_scheme(framework, reference, request):
                 bound = 1 / np.sqrt(state[owner + ".weight"].shape[1])
                 assert np.abs(w).max() <= bound, (framework, key)
                 assert np.abs(w).max() > 0.8 * bound and abs(w.std() / (bound / np.sqrt(3)) - 1) < 0.25
+
+
+@pytest.mark.parametrize("framework", [pytest.param("torch"), *FRAMEWORKS])
+def test_mlp_head_initialisation(framework, reference, request):
+    """Both Linear layers of ResNet's mlp head start as torchvision's fc: U(+-1/sqrt(fan_in))."""
+    job = reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
+    for case_id, prefix in plan.EXPORT_FRESH_HEAD.items():
+        state = job.state(case_id, prefix="fresh/")
+        assert sorted(state) == [f"{prefix}{i}.{kind}" for i in (1, 3) for kind in ("bias", "weight")]
+        for i in (1, 3):
+            weight, bias = state[f"{prefix}{i}.weight"], state[f"{prefix}{i}.bias"]
+            bound = 1 / np.sqrt(weight.shape[1])
+            assert np.abs(weight).max() <= bound and np.abs(weight).max() > 0.9 * bound, (framework, i)
+            assert abs(weight.std() / (bound / np.sqrt(3)) - 1) < 0.15, (framework, i)  # >= 320 draws
+            assert np.abs(bias).max() <= bound and np.any(bias != 0), (framework, i)
 
 
 # ---- slow: larger images and the other stem ----------------------------------------------------------------

@@ -28,6 +28,10 @@ FRAMEWORKS = [pytest.param("jax", marks=pytest.mark.jax), pytest.param("keras", 
 CASES = [pytest.param(spec, id=spec["id"]) for spec in plan.train_cases(slow=False)]
 SLOW_CASES = [pytest.param(spec, id=spec["id"]) for spec in plan.train_cases(slow=True)]
 OPTIMIZERS = [pytest.param(spec, id=spec["id"]) for spec in plan.OPTIMIZER_CASES]
+FINETUNE_CASES = [
+    pytest.param(spec, id=spec["id"]) for spec in plan.train_cases(slow=False) if "finetune" in spec
+]
+STATS = (".running_mean", ".running_var")
 
 
 def _strict(spec) -> bool:
@@ -69,6 +73,35 @@ def test_same_updated_weights_and_running_stats(framework, spec, reference, port
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_same_eval_logits_after_training(framework, spec, reference, ported):
     check_eval_logits(spec, reference, ported)
+
+
+@pytest.mark.parametrize("spec", FINETUNE_CASES)
+@pytest.mark.parametrize("framework", [pytest.param("torch"), *FRAMEWORKS])
+def test_frozen_parts_stay_bit_identical(framework, spec, reference, request):
+    """What a plan freezes at every step is untouched; what trains at some step has moved.
+
+    Parameters in no group of any step keep their starting values bit for bit (no update, no weight decay);
+    BatchNorm layers in ``frozen_norm`` at every step keep their running statistics; every parameter that
+    trains and every BatchNorm that runs in training mode at some step has changed.
+    """
+    tid = spec["id"]
+    job = reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
+    start, end = reference.state(tid, prefix="init/"), job.state(tid)
+    plans = plan.finetune_plans(spec, list(start))
+    params = [k for k in start if not k.endswith((*STATS, ".num_batches_tracked"))]
+    norms = [k[: -len(".running_mean")] for k in start if k.endswith(".running_mean")]
+    ever_trained = set().union(*(params if p is None else p.trainable for p in plans))
+    always_frozen_norm = set(norms).intersection(*(() if p is None else p.frozen_norm for p in plans))
+    frozen = [k for k in params if k not in ever_trained]
+    trained = [k for k in params if k in ever_trained]
+    # (a case that ends with everything trained, as the linear probe then all, checks the second half only)
+    assert trained and (frozen or spec["finetune"].get("unfreeze_every"))
+    assert [k for k in frozen if not np.array_equal(end[k], start[k])] == []
+    assert [k for k in trained if np.array_equal(end[k], start[k])] == []
+    stats_frozen = [m + s for m in norms if m in always_frozen_norm for s in STATS]
+    stats_trained = [m + s for m in norms if m not in always_frozen_norm for s in STATS]
+    assert [k for k in stats_frozen if not np.array_equal(end[k], start[k])] == []
+    assert [k for k in stats_trained if np.array_equal(end[k], start[k])] == []
 
 
 @pytest.mark.slow

@@ -46,6 +46,43 @@ class OptimizerSpec:
     eps: float = 1e-8
 
 
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters trained together at ``lr x lr_scale``: a ``torch.optim`` parameter group.
+
+    ``params`` are PyTorch ``state_dict`` names of trainable tensors (weights and biases, BatchNorm's
+    ``weight``/``bias``; never running statistics). A group is identified by ``name``: a group of the same
+    name always holds the same parameters at the same scale, so its optimizer state carries over when the
+    plan changes, while a new group starts with fresh state (PyTorch's ``add_param_group``: zero moments and
+    its own Adam step count).
+    """
+
+    name: str
+    params: tuple[str, ...]
+    lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Which parameters train, at which learning-rate scale, and which BatchNorm layers stay frozen.
+
+    * A parameter in no group is frozen: never updated, no weight decay, no optimizer state.
+    * ``lr_scale`` multiplies the step's learning rate (discriminative learning rates): the update equals
+      PyTorch's with that group's ``lr = lr x lr_scale``, for SGD, Adam and AdamW alike.
+    * ``frozen_norm`` are module paths (``layer1.0.bn1``) of BatchNorm layers that run in inference mode
+      during training: running statistics are used and not updated (Keras' rule for a frozen BatchNorm).
+      Their ``weight``/``bias`` train only if they are in a group.
+    """
+
+    groups: tuple[ParamGroup, ...]
+    frozen_norm: tuple[str, ...] = ()
+
+    @property
+    def trainable(self) -> dict[str, float]:
+        """Parameter name -> learning-rate scale, for every parameter that trains."""
+        return {name: g.lr_scale for g in self.groups for name in g.params}
+
+
 @dataclass
 class StepResult:
     loss: float
@@ -67,6 +104,13 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def model(self) -> Any:
         """The framework's model object, with the trained weights."""
+
+    def set_plan(self, plan: TrainPlan) -> None:
+        """Switches to another :class:`TrainPlan` between steps (gradual unfreezing).
+
+        Groups whose name is in both plans keep their optimizer state; new groups start fresh.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot change its training plan")
 
     def save_state(self, path: str | Path) -> Path:
         """Saves weights *and* optimizer state (for ``--resume``) in the framework's own format."""
@@ -152,9 +196,12 @@ class Framework(abc.ABC):
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
+        plan: TrainPlan | None = None,
     ) -> Trainer:
         """A trainer for ``model``; the caller owns the schedule and passes ``lr`` per step.
 
         ``class_weights`` weight each sample's cross-entropy by its class; the mean is then taken over the
         weights (as ``torch.nn.CrossEntropyLoss(weight=...)`` with mean reduction does).
+        ``plan`` (fine-tuning) says which parameters train and at which learning-rate scale; ``None``
+        trains every parameter at the step's learning rate, every BatchNorm in training mode.
         """

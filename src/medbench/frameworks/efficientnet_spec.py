@@ -184,11 +184,22 @@ class EfficientNetV2Config:
 
     ``dropout=None`` resolves to torchvision's per-variant classifier dropout (0.2 / 0.3 / 0.4);
     ``stochastic_depth_prob`` is the drop probability the *last* block would reach (torchvision's 0.2).
+    ``head="mlp"`` (see :class:`medbench.frameworks.families.HeadConfig`) makes ``classifier`` dropout
+    (``dropout``), Linear(features, ``head_hidden``), ReLU, Linear(``head_hidden``, classes). The resolved head
+    is :attr:`head_config`.
     """
 
     variant: str = "s"
     dropout: float | None = None
     stochastic_depth_prob: float = 0.2
+    head: str = "linear"
+    head_hidden: int = 512
+
+    @property
+    def head_config(self):
+        from medbench.frameworks.families import HeadConfig
+
+        return HeadConfig(self.head, self.head_hidden, float(self.dropout or 0.0))
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> EfficientNetV2Config:
@@ -205,7 +216,10 @@ class EfficientNetV2Config:
         for key, value in (("dropout", dropout), ("stochastic_depth_prob", float(cfg.stochastic_depth_prob))):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"efficientnetv2 option {key}={value!r} must be in [0, 1).")
-        return cls(variant, dropout, float(cfg.stochastic_depth_prob))
+        from medbench.frameworks.families import HeadConfig
+
+        head = HeadConfig.from_options("efficientnetv2", cfg.head, cfg.head_hidden, dropout)
+        return cls(variant, dropout, float(cfg.stochastic_depth_prob), head.kind, head.hidden)
 
 
 def block_plan(variant: str, stochastic_depth_prob: float = 0.2) -> list[list[BlockSpec]]:

@@ -39,6 +39,36 @@ def _positive_ints(family: str, key: str, value: Any) -> tuple[int, ...]:
     return values
 
 
+HEADS = ("linear", "mlp")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The classifier on top of the pooled features, the same in every family that offers a choice.
+
+    * ``linear``: the family's own head (ResNet ``fc``; EfficientNet ``classifier`` = dropout, linear).
+    * ``mlp``: pooling, dropout, dense, ReLU, dense, as ``<head>.0`` Dropout(``dropout``),
+      ``<head>.1`` Linear(features, ``hidden``), ``<head>.2`` ReLU, ``<head>.3`` Linear(``hidden``, classes);
+      its Linear layers are initialised as the family's own head.
+    """
+
+    kind: Literal["linear", "mlp"] = "linear"
+    hidden: int = 512
+    dropout: float = 0.0
+
+    @classmethod
+    def from_options(cls, family: str, kind: Any, hidden: Any, dropout: Any) -> HeadConfig:
+        if kind not in HEADS:
+            raise ConfigError(
+                f"{family} option head={kind!r} is unknown.", f"Choose one of {', '.join(HEADS)}."
+            )
+        if int(hidden) < 1:
+            raise ConfigError(f"{family} option head_hidden={hidden!r} must be a positive integer.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"{family} option head_dropout={dropout!r} must be in [0, 1).")
+        return cls(kind, int(hidden), float(dropout))
+
+
 @dataclass(frozen=True)
 class SimpleCNNConfig:
     """Conv blocks (conv3x3-BN-ReLU x ``convs_per_block``, then 2x2 max-pool), global average pool, MLP head.
@@ -79,12 +109,21 @@ class ResNetConfig:
 
     ``small_input=None`` resolves to ``image_size < 64``: a 3x3/1 stem without max-pool for small images
     (28 px, as the MedMNIST baselines), torchvision's 7x7/2 stem plus 3x3/2 max-pool otherwise.
+    ``head="mlp"`` (see :class:`HeadConfig`) replaces ``fc`` by ``fc.0``..``fc.3``; ``head_dropout`` is
+    its dropout. The resolved head is :attr:`head_config`.
     """
 
     block: Literal["basic", "bottleneck"] = "basic"
     layers: tuple[int, ...] = (2, 2, 2, 2)
     small_input: bool | None = None
     zero_init_residual: bool = False
+    head: Literal["linear", "mlp"] = "linear"
+    head_hidden: int = 512
+    head_dropout: float = 0.5
+
+    @property
+    def head_config(self) -> HeadConfig:
+        return HeadConfig(self.head, self.head_hidden, self.head_dropout)
 
     @property
     def expansion(self) -> int:
@@ -100,7 +139,10 @@ class ResNetConfig:
         if len(layers) != 4:
             raise ConfigError(f"resnet option layers={cfg.layers!r} must have four stages.")
         small = cfg.small_input if cfg.small_input is not None else image_size < SMALL_INPUT_BELOW
-        return cls(cfg.block, layers, bool(small), bool(cfg.zero_init_residual))
+        head = HeadConfig.from_options("resnet", cfg.head, cfg.head_hidden, cfg.head_dropout)
+        return cls(
+            cfg.block, layers, bool(small), bool(cfg.zero_init_residual), head.kind, head.hidden, head.dropout
+        )
 
     def stages(self) -> list[tuple[int, int, int]]:
         """(planes, blocks, stride) of layer1..layer4."""

@@ -23,15 +23,7 @@ from flax import nnx
 
 from medbench.frameworks import efficientnet_spec as spec
 from medbench.frameworks.jax.layers import BatchNorm
-
-
-class Sequential(nnx.List):
-    """``torch.nn.Sequential``: children sit at integer indices of this module, so paths read ``…, 0, …``."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for layer in self:
-            x = layer(x)
-        return x
+from medbench.frameworks.jax.models import Activation, Sequential, mlp_head
 
 
 def _normal(std: float) -> nnx.Initializer:
@@ -84,16 +76,6 @@ def _conv(
         dtype=dtype,
         rngs=rngs,
     )
-
-
-class Activation(nnx.Module):
-    """A parameter-free activation, so it can hold an index in a :class:`Sequential` as torch's does."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fn(x)
 
 
 def conv_norm_activation(cfg: spec.ConvSpec, *, dtype: Any, rngs: nnx.Rngs) -> Sequential:
@@ -152,7 +134,11 @@ class MBConvBlock(nnx.Module):
 
 
 class EfficientNetV2(nnx.Module):
-    """``features`` (stem, stages, head conv) → global average pool → ``classifier`` (Dropout, Linear)."""
+    """``features`` (stem, stages, head conv) → global average pool → ``classifier``.
+
+    ``classifier`` is Dropout, Linear; or, with ``head="mlp"``, Dropout, Linear, ReLU, Linear
+    (:func:`~medbench.frameworks.jax.models.mlp_head`).
+    """
 
     def __init__(
         self,
@@ -177,15 +163,25 @@ class EfficientNetV2(nnx.Module):
                 conv_norm_activation(head, dtype=dtype, rngs=rngs),
             ]
         )
-        linear = nnx.Linear(
-            last_channels,
-            num_classes,
-            kernel_init=_symmetric_uniform(spec.linear_init_range(num_classes)),
-            bias_init=nnx.initializers.zeros_init(),
-            dtype=dtype,
-            rngs=rngs,
-        )
-        self.classifier = Sequential([nnx.Dropout(cfg.dropout, rngs=rngs), linear])
+
+        def make_linear(in_features: int, out_features: int) -> nnx.Linear:
+            # torchvision's classifier init, U(+-1/sqrt(out_features)) and zero bias, for every Linear
+            return nnx.Linear(
+                in_features,
+                out_features,
+                kernel_init=_symmetric_uniform(spec.linear_init_range(out_features)),
+                bias_init=nnx.initializers.zeros_init(),
+                dtype=dtype,
+                rngs=rngs,
+            )
+
+        if cfg.head == "mlp":
+            self.classifier = mlp_head(
+                last_channels, num_classes, cfg.head_config, make_linear=make_linear, rngs=rngs
+            )
+        else:
+            linear = make_linear(last_channels, num_classes)
+            self.classifier = Sequential([nnx.Dropout(cfg.dropout, rngs=rngs), linear])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.mean(self.features(x), axis=(1, 2))
@@ -209,7 +205,8 @@ def build_efficientnetv2(
         image_size: unused (the pooling is global); accepted so every family has one builder signature.
         dtype: compute dtype (``None`` = float32); parameters and BatchNorm statistics stay float32.
         rngs: the random streams for initialisation and dropout (``nnx.Rngs(0)`` when omitted).
-        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``; see
+        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``, ``head``,
+            ``head_hidden``; see
             :class:`~medbench.frameworks.efficientnet_spec.EfficientNetV2Config`.
 
     Raises:

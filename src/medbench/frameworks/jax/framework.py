@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from medbench.frameworks.base import Framework, LossName, OptimizerSpec, RuntimeSettings, Trainer
+from medbench.frameworks.base import (
+    Framework,
+    LossName,
+    OptimizerSpec,
+    RuntimeSettings,
+    Trainer,
+    TrainPlan,
+)
 from medbench.frameworks.families import check_build_args, resolve_model
 
 
@@ -116,6 +123,7 @@ class JaxFramework(Framework):
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
+        plan: TrainPlan | None = None,
     ) -> Trainer:
         from medbench.frameworks.jax.train import JaxTrainer
 
@@ -126,4 +134,5 @@ class JaxFramework(Framework):
             loss=loss,
             label_smoothing=label_smoothing,
             class_weights=class_weights,
+            plan=plan,
         )

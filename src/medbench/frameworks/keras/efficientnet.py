@@ -25,13 +25,13 @@ import keras
 from keras import layers
 
 from medbench.frameworks import efficientnet_spec as spec
-from medbench.frameworks.keras.layers import BatchNorm, float32_logits
+from medbench.frameworks.keras.layers import BatchNorm, float32_logits, layer_name, mlp_head
 
 
 def _conv(x, cfg: spec.ConvSpec, name: str, *, bias: bool = False):
     """The conv of a ``Conv2dNormActivation`` (or a squeeze conv when ``bias``), torch-style padding."""
     if cfg.stride > 1 and cfg.padding:
-        x = layers.ZeroPadding2D(cfg.padding, name=f"{name}.pad")(x)
+        x = layers.ZeroPadding2D(cfg.padding, name=layer_name(f"{name}.pad"))(x)
         padding = "valid"
     else:
         padding = "same"  # stride 1, odd kernel: the same symmetric k // 2 as torch
@@ -45,7 +45,7 @@ def _conv(x, cfg: spec.ConvSpec, name: str, *, bias: bool = False):
             use_bias=bias,
             kernel_initializer=init,
             bias_initializer="zeros",
-            name=name,
+            name=layer_name(name),
         )
     elif cfg.groups == cfg.in_channels == cfg.out_channels:
         conv = layers.DepthwiseConv2D(
@@ -54,7 +54,7 @@ def _conv(x, cfg: spec.ConvSpec, name: str, *, bias: bool = False):
             padding=padding,
             use_bias=bias,
             depthwise_initializer=init,
-            name=name,
+            name=layer_name(name),
         )
     else:
         raise ValueError(f"{name}: only plain and depthwise convs occur in EfficientNetV2, got {cfg}")
@@ -65,20 +65,20 @@ def conv_norm_activation(x, cfg: spec.ConvSpec, name: str):
     """``Conv2dNormActivation``: ``{name}.0`` conv, ``{name}.1`` BatchNorm, ``{name}.2`` SiLU if any."""
     x = _conv(x, cfg, f"{name}.0")
     # medbench's BatchNorm: PyTorch's running-variance update (see keras/layers.py)
-    x = BatchNorm(momentum=spec.BN_MOMENTUM_EMA, epsilon=spec.BN_EPS, name=f"{name}.1")(x)
+    x = BatchNorm(momentum=spec.BN_MOMENTUM_EMA, epsilon=spec.BN_EPS, name=layer_name(f"{name}.1"))(x)
     if cfg.activation:
-        x = layers.Activation("silu", name=f"{name}.2")(x)
+        x = layers.Activation("silu", name=layer_name(f"{name}.2"))(x)
     return x
 
 
 def squeeze_excitation(x, cfg: spec.SqueezeSpec, name: str):
     """Global average → ``fc1`` 1x1 conv → SiLU → ``fc2`` 1x1 conv → sigmoid → scales the channels."""
-    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}.avgpool")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=layer_name(f"{name}.avgpool"))(x)
     s = _conv(s, spec.ConvSpec(cfg.channels, cfg.squeeze_channels, 1, 1, 1, True), f"{name}.fc1", bias=True)
-    s = layers.Activation("silu", name=f"{name}.activation")(s)
+    s = layers.Activation("silu", name=layer_name(f"{name}.activation"))(s)
     s = _conv(s, spec.ConvSpec(cfg.squeeze_channels, cfg.channels, 1, 1, 1, True), f"{name}.fc2", bias=True)
-    s = layers.Activation("sigmoid", name=f"{name}.scale_activation")(s)
-    return layers.Multiply(name=f"{name}.scale")([s, x])
+    s = layers.Activation("sigmoid", name=layer_name(f"{name}.scale_activation"))(s)
+    return layers.Multiply(name=layer_name(f"{name}.scale"))([s, x])
 
 
 def mbconv_block(cfg: spec.BlockSpec, name: str) -> keras.Model:
@@ -88,7 +88,7 @@ def mbconv_block(cfg: spec.BlockSpec, name: str) -> keras.Model:
     EfficientNetV2-L is ~1000 layers deep, past the recursion limit of Keras's graph walk. The layers inside
     keep their full PyTorch paths, so the converter finds them by name all the same.
     """
-    x = keras.Input((None, None, cfg.in_channels), name=f"{name}.input")
+    x = keras.Input((None, None, cfg.in_channels), name=layer_name(f"{name}.input"))
     y = x
     for i, layer in enumerate(cfg.layers):
         if isinstance(layer, spec.SqueezeSpec):
@@ -100,10 +100,23 @@ def mbconv_block(cfg: spec.BlockSpec, name: str) -> keras.Model:
             # Dropout with one draw per sample is torchvision's StochasticDepth(p, "row"): the sample keeps
             # its whole branch with probability 1 - p, scaled by 1 / (1 - p); identity outside training.
             y = layers.Dropout(
-                cfg.stochastic_depth_prob, noise_shape=(None, 1, 1, 1), name=f"{name}.stochastic_depth"
+                cfg.stochastic_depth_prob,
+                noise_shape=(None, 1, 1, 1),
+                name=layer_name(f"{name}.stochastic_depth"),
             )(y)
-        y = layers.Add(name=f"{name}.add")([y, x])
-    return keras.Model(x, y, name=name)
+        y = layers.Add(name=layer_name(f"{name}.add"))([y, x])
+    return keras.Model(x, y, name=layer_name(name))
+
+
+def _classifier_dense(x, units: int, name: str):
+    """A classifier Linear with torchvision's init: ``uniform(+-1 / sqrt(units))``, zero bias."""
+    bound = spec.linear_init_range(units)
+    return layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
+        bias_initializer="zeros",
+        name=layer_name(name),
+    )(x)
 
 
 def build_efficientnetv2(
@@ -117,7 +130,8 @@ def build_efficientnetv2(
         num_classes: width of the classifier.
         in_channels: channels of the input images (the stem conv takes them).
         image_size: unused (the input accepts any size); accepted so every family has one builder signature.
-        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``; see
+        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``, ``head``
+            (``"linear"`` or ``"mlp"``), ``head_hidden``; see
             :class:`~medbench.frameworks.efficientnet_spec.EfficientNetV2Config`.
 
     Raises:
@@ -136,12 +150,10 @@ def build_efficientnetv2(
     head = spec.ConvSpec(plan[-1][-1].out_channels, last_channels, 1, 1, 1, True)
     x = conv_norm_activation(x, head, f"features.{len(plan) + 1}")
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    x = layers.Dropout(cfg.dropout, name="classifier.0")(x)
-    bound = spec.linear_init_range(num_classes)
-    x = layers.Dense(
-        num_classes,
-        kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
-        bias_initializer="zeros",
-        name="classifier.1",
-    )(x)
+    classifier = cfg.head_config
+    if classifier.kind == "mlp":  # both Linear layers initialised as torchvision's classifier
+        x = mlp_head(x, classifier, num_classes, "classifier", dense=_classifier_dense)
+    else:
+        x = layers.Dropout(cfg.dropout, name=layer_name("classifier.0"))(x)
+        x = _classifier_dense(x, num_classes, "classifier.1")
     return keras.Model(inputs, float32_logits(x), name=f"efficientnetv2_{cfg.variant}")

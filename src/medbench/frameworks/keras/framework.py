@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.frameworks.base import Framework, LossName, OptimizerSpec, RuntimeSettings, Trainer
+from medbench.frameworks.base import Framework, LossName, OptimizerSpec, RuntimeSettings, Trainer, TrainPlan
 from medbench.frameworks.families import check_build_args, resolve_model
 
 
@@ -97,6 +97,7 @@ class KerasFramework(Framework):
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
+        plan: TrainPlan | None = None,
     ) -> Trainer:
         from medbench.frameworks.keras.train import KerasTrainer
 
@@ -107,4 +108,5 @@ class KerasFramework(Framework):
             loss=loss,
             label_smoothing=label_smoothing,
             class_weights=class_weights,
+            plan=plan,
         )

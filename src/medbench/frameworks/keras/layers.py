@@ -3,7 +3,10 @@
 Only ``keras.layers`` and ``keras.ops`` are used (no ``tf.*``), so the same models run on Keras' JAX and
 torch backends. Functional helpers take a tensor and a *name*, which is the PyTorch module path of the
 layer (``layer1.0.conv1``): that is the naming convention ``convert.py`` relies on. Helper layers without
-weights (padding, activations) get names derived from it (``layer1.0.conv1.pad``).
+weights (padding, activations) get names derived from it (``layer1.0.conv1.pad``). The Keras layer itself is
+named :func:`layer_name` of that path (``layer1__0__conv1``), because Keras' torch backend registers each
+variable as a ``torch.nn.Parameter`` under its path and torch refuses names containing ``"."``;
+:func:`torch_path` turns a layer name back into the PyTorch path.
 
 * Stride-1 convolutions with odd kernels use ``padding="same"``, which is symmetric there; strided ones get
   an explicit ``ZeroPadding2D(k // 2)`` and ``"valid"``, because TF/XLA "same" pads the bottom/right only
@@ -18,11 +21,27 @@ weights (padding, activations) get names derived from it (``layer1.0.conv1.pad``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 from keras import layers, ops
 
+from medbench.frameworks.families import HeadConfig
+
+SEPARATOR = "__"  # no PyTorch module path contains it, so the mapping is reversible
+
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.9  # Keras' convention: new = m * old + (1 - m) * batch; PyTorch says 0.1
+
+
+def layer_name(path: str) -> str:
+    """The Keras layer name for a PyTorch module path: ``layer1.0.conv1`` -> ``layer1__0__conv1``."""
+    return path.replace(".", SEPARATOR)
+
+
+def torch_path(name: str) -> str:
+    """The PyTorch module path of a Keras layer named by :func:`layer_name`."""
+    return name.replace(SEPARATOR, ".")
 
 
 def conv_init():
@@ -72,7 +91,7 @@ def batch_norm(x, name: str, *, zero_init: bool = False):
         momentum=BN_MOMENTUM,
         epsilon=BN_EPS,
         gamma_initializer="zeros" if zero_init else "ones",
-        name=name,
+        name=layer_name(name),
     )(x)
 
 
@@ -83,7 +102,7 @@ def conv2d(
     pad = kernel_size // 2
     same = stride == 1 and kernel_size % 2 == 1  # only then is Keras' "same" symmetric, as PyTorch's padding
     if pad and not same:
-        x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
+        x = layers.ZeroPadding2D(pad, name=layer_name(f"{name}.pad"))(x)
     padding = "same" if pad and same else "valid"
     return layers.Conv2D(
         filters,
@@ -94,7 +113,7 @@ def conv2d(
         use_bias=bias,
         kernel_initializer=conv_init(),
         bias_initializer="zeros",
-        name=name,
+        name=layer_name(name),
     )(x)
 
 
@@ -105,25 +124,37 @@ def linear(x, units: int, name: str, *, bias: bool = True):
         use_bias=bias,
         kernel_initializer=linear_init(),
         bias_initializer=uniform_bias_init(fan_in),
-        name=name,
+        name=layer_name(name),
     )(x)
 
 
 def relu(x, name: str):
-    return layers.ReLU(name=name)(x)
+    return layers.ReLU(name=layer_name(name))(x)
 
 
 def max_pool(x, kernel_size: int, stride: int, name: str, *, padding: int = 0):
     """Max-pooling; zero padding equals PyTorch's -inf padding only after a ReLU (inputs >= 0)."""
     if padding:
-        x = layers.ZeroPadding2D(padding, name=f"{name}.pad")(x)
-    return layers.MaxPooling2D(kernel_size, strides=stride, padding="valid", name=name)(x)
+        x = layers.ZeroPadding2D(padding, name=layer_name(f"{name}.pad"))(x)
+    return layers.MaxPooling2D(kernel_size, strides=stride, padding="valid", name=layer_name(name))(x)
 
 
 def conv_bn_relu(x, filters: int, name: str, *, kernel_size: int = 3, stride: int = 1):
     """conv - BatchNorm - ReLU as ``{name}.conv``, ``{name}.bn``."""
     x = conv2d(x, filters, kernel_size, f"{name}.conv", stride=stride)
     return relu(batch_norm(x, f"{name}.bn"), f"{name}.relu")
+
+
+def mlp_head(x, cfg: HeadConfig, num_classes: int, name: str, *, dense: Callable = linear):
+    """The ``mlp`` head of :class:`~medbench.frameworks.families.HeadConfig`, named as PyTorch's Sequential.
+
+    ``{name}.0`` Dropout, ``{name}.1`` Linear to ``cfg.hidden``, ``{name}.2`` ReLU, ``{name}.3`` Linear to the
+    classes. ``dense(x, units, name)`` builds each Linear with the family's own head initialisation
+    (:func:`linear`, PyTorch's default, for ResNet).
+    """
+    x = layers.Dropout(cfg.dropout, name=layer_name(f"{name}.0"))(x)
+    x = relu(dense(x, cfg.hidden, f"{name}.1"), f"{name}.2")
+    return dense(x, num_classes, f"{name}.3")
 
 
 def float32_logits(x):

@@ -28,8 +28,10 @@ from medbench.frameworks.keras.layers import (
     conv2d,
     conv_bn_relu,
     float32_logits,
+    layer_name,
     linear,
     max_pool,
+    mlp_head,
     relu,
 )
 
@@ -62,7 +64,7 @@ def basic_block(x, planes: int, stride: int, name: str, *, downsample: bool, zer
         batch_norm(conv2d(x, planes, 3, f"{name}.conv1", stride=stride), f"{name}.bn1"), f"{name}.relu1"
     )
     out = batch_norm(conv2d(out, planes, 3, f"{name}.conv2"), f"{name}.bn2", zero_init=zero_init)
-    return relu(layers.Add(name=f"{name}.add")([out, identity]), f"{name}.relu")
+    return relu(layers.Add(name=layer_name(f"{name}.add"))([out, identity]), f"{name}.relu")
 
 
 def bottleneck(x, planes: int, stride: int, name: str, *, downsample: bool, zero_init: bool):
@@ -71,7 +73,7 @@ def bottleneck(x, planes: int, stride: int, name: str, *, downsample: bool, zero
     out = conv2d(out, planes, 3, f"{name}.conv2", stride=stride)  # v1.5: the stride sits in the 3x3 conv
     out = relu(batch_norm(out, f"{name}.bn2"), f"{name}.relu2")
     out = batch_norm(conv2d(out, planes * 4, 1, f"{name}.conv3"), f"{name}.bn3", zero_init=zero_init)
-    return relu(layers.Add(name=f"{name}.add")([out, identity]), f"{name}.relu")
+    return relu(layers.Add(name=layer_name(f"{name}.add"))([out, identity]), f"{name}.relu")
 
 
 def resnet(cfg: ResNetConfig, *, num_classes: int, in_channels: int) -> keras.Model:
@@ -90,8 +92,11 @@ def resnet(cfg: ResNetConfig, *, num_classes: int, in_channels: int) -> keras.Mo
             x = block(x, planes, s, f"layer{i}.{b}", downsample=downsample, zero_init=cfg.zero_init_residual)
             inplanes = planes * cfg.expansion
     x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    # the mlp head is fc.0 .. fc.3, both Linear layers with PyTorch's default init as torchvision's own fc
+    head = cfg.head_config
+    x = mlp_head(x, head, num_classes, "fc") if head.kind == "mlp" else linear(x, num_classes, "fc")
     name = f"resnet{2 + 2 * sum(cfg.layers) if cfg.block == 'basic' else 2 + 3 * sum(cfg.layers)}"
-    return keras.Model(inputs, float32_logits(linear(x, num_classes, "fc")), name=name)
+    return keras.Model(inputs, float32_logits(x), name=name)
 
 
 # ---- dispatch ----------------------------------------------------------------------------------------------

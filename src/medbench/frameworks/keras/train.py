@@ -6,11 +6,20 @@ learning rate changes, and applies ``weight_decay`` decoupled rather than as L2;
 puts epsilon on the un-corrected second moment (``eps_hat``). :class:`TorchSGD` and :class:`TorchAdam` are
 ``keras.optimizers.Optimizer`` subclasses that apply PyTorch's formulas exactly (``keras.ops`` only), so
 weights match after every step. fp16 wraps them in ``LossScaleOptimizer``.
+
+Fine-tuning (:class:`~medbench.frameworks.base.TrainPlan`): PyTorch's parameter groups on top of Keras' one
+learning rate. The optimizer is built once over every parameter that could ever train, so its variables (and
+the saved state) do not depend on the plan; each step differentiates and updates only the plan's variables,
+each at ``lr x lr_scale``, and Adam counts steps per variable (PyTorch's per-parameter ``step``), so a group
+that joins later starts its bias correction at step 1. Frozen BatchNorm layers get ``trainable = False``,
+Keras' rule for running a BatchNorm in inference mode (medbench's :class:`BatchNorm` checks it too).
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import keras
@@ -18,12 +27,57 @@ import numpy as np
 from keras import ops
 
 from medbench.errors import ConfigError
-from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer
+from medbench.finetune import BUFFER_SUFFIXES
+from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
+from medbench.frameworks.keras.convert import weights_by_torch_name
+from medbench.frameworks.keras.layers import torch_path
 from medbench.frameworks.keras.runtime import KerasRuntime
 from medbench.frameworks.training import check_recipe, targets
 
 
-class TorchSGD(keras.optimizers.Optimizer):
+class TorchOptimizer(keras.optimizers.Optimizer):
+    """What :class:`TorchSGD` and :class:`TorchAdam` share: PyTorch's parameter groups.
+
+    ``apply`` updates only the variables it is given; the others keep their values and their state, so the
+    optimizer may be built over more variables than one step trains. :meth:`set_lr_scales` gives variables a
+    learning-rate multiplier (a group's ``lr_scale``) and :meth:`reset` fresh state (a group that joins by
+    ``add_param_group``). The scales are read when a step is traced: trace the step again after changing them.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lr_scales: tuple[float, ...] = ()  # per variable index; empty: 1 for every variable
+
+    def set_lr_scales(self, scales: Iterable[tuple[keras.Variable, float]]) -> None:
+        """Learning-rate multipliers of (variable, scale) pairs; every other variable gets 1."""
+        by_index = [1.0] * len(self._trainable_variables)
+        for variable, scale in scales:
+            by_index[self._get_variable_index(variable)] = float(scale)
+        self._lr_scales = tuple(by_index) if any(s != 1.0 for s in by_index) else ()
+
+    def reset(self, variables: Iterable[keras.Variable]) -> None:
+        """Fresh state (zero moments or buffers, step 0) for ``variables``, as new PyTorch parameters."""
+        indices = [self._get_variable_index(v) for v in variables]
+        for slots in self._state_slots():
+            for i in indices:
+                slots[i].assign(ops.zeros_like(slots[i]))
+
+    def _state_slots(self) -> list[list[keras.Variable]]:
+        """The per-variable state lists, each indexed as the variables the optimizer was built with."""
+        return []
+
+    def _lr(self, learning_rate, variable):
+        """The variable's learning rate: the step's times its group's scale (PyTorch's group ``lr``).
+
+        The product is taken in float32 of the float32 step rate, where PyTorch rounds the double product
+        once: at most an ulp of the rate apart, far below the rounding noise of the gradients.
+        """
+        lr = ops.cast(learning_rate, variable.dtype)
+        scale = self._lr_scales[self._get_variable_index(variable)] if self._lr_scales else 1.0
+        return lr if scale == 1.0 else lr * scale  # no multiply by 1: a plan-free step stays bit-identical
+
+
+class TorchSGD(TorchOptimizer):
     """``torch.optim.SGD``: ``g += wd*w; buf = m*buf + g; w -= lr * (g + m*buf if nesterov else buf)``."""
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, l2=0.0, name="torch_sgd", **kwargs):
@@ -36,8 +90,11 @@ class TorchSGD(keras.optimizers.Optimizer):
         super().build(variables)
         self._buffers = self.add_optimizer_variables(variables, "momentum_buffer") if self.momentum else []
 
+    def _state_slots(self):
+        return [self._buffers] if self.momentum else []  # plain SGD keeps no state
+
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self._lr(learning_rate, variable)
         g = ops.cast(gradient, variable.dtype)
         if self.l2:
             g = g + self.l2 * variable
@@ -51,10 +108,12 @@ class TorchSGD(keras.optimizers.Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov, "l2": self.l2}
 
 
-class TorchAdam(keras.optimizers.Optimizer):
+class TorchAdam(TorchOptimizer):
     """``torch.optim.Adam`` (``l2``: weight decay into the gradient) or ``AdamW`` (``decoupled`` decay).
 
-    ``w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, eps outside the corrected root.
+    ``w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, eps outside the corrected root. ``t``
+    is the variable's own step count (PyTorch's per-parameter ``state["step"]``), not the optimizer's
+    ``iterations``: the two differ for a variable that joined training later (:meth:`reset`).
     """
 
     def __init__(
@@ -77,16 +136,39 @@ class TorchAdam(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._m, self._v = self.add_optimizer_variables(variables, ["exp_avg", "exp_avg_sq"])
+        # one vector for all variables: a single increment per step instead of one per variable
+        self._steps = self.add_variable((len(variables),), dtype="int", name="step")
+
+    def _state_slots(self):
+        return [self._m, self._v]
+
+    def reset(self, variables):
+        variables = list(variables)
+        super().reset(variables)
+        steps = ops.convert_to_numpy(self._steps).copy()
+        steps[[self._get_variable_index(v) for v in variables]] = 0
+        self._steps.assign(steps)
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras' ``apply``, then one more step for each variable that had a gradient (and was updated)."""
+        super().apply(grads, trainable_variables)
+        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
+        stepped = np.zeros(len(self._trainable_variables), self._steps.dtype)
+        for grad, variable in zip(grads, variables, strict=True):
+            if grad is not None:
+                stepped[self._get_variable_index(variable)] = 1
+        if stepped.any():
+            self._steps.assign_add(stepped)  # after the updates, which read the count before it
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self._lr(learning_rate, variable)
         g = ops.cast(gradient, variable.dtype)
-        t = ops.cast(self.iterations + 1, variable.dtype)
+        i = self._get_variable_index(variable)
+        t = ops.cast(self._steps[i] + 1, variable.dtype)
         if self.decoupled:
             self.assign(variable, variable * (1.0 - lr * self.decoupled))
         if self.l2:
             g = g + self.l2 * variable
-        i = self._get_variable_index(variable)
         m, v = self._m[i], self._v[i]
         self.assign(m, m + (1.0 - self.beta_1) * (g - m))  # PyTorch's lerp_
         self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * g * g)
@@ -139,6 +221,7 @@ class KerasTrainer(Trainer):
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
+        plan: TrainPlan | None = None,
     ):
         check_recipe(optimizer, loss, label_smoothing)
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
@@ -150,11 +233,28 @@ class KerasTrainer(Trainer):
         import tensorflow as tf
 
         self._model, self._loss, self._smoothing, self._lr = model, loss, label_smoothing, optimizer.lr
+        # PyTorch name -> variable of every parameter (running statistics are no parameters)
+        self._params = {
+            key: var
+            for key, (var, _) in weights_by_torch_name(model).items()
+            if not key.endswith(BUFFER_SUFFIXES)
+        }
+        self._norms = {
+            torch_path(layer.name): layer
+            for layer in _leaf_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        }
         opt = create_optimizer(optimizer)
         if runtime.settings.precision == "fp16":  # fp16 gradients underflow without loss scaling
             opt = keras.optimizers.LossScaleOptimizer(opt)
-        opt.build(model.trainable_variables)
+        # with a plan: state for every parameter that any later plan may train, so the optimizer's variables
+        # (and what save_state writes) are the same whichever plan is in force
+        opt.build(model.trainable_variables if plan is None else list(self._params.values()))
         self.optimizer = opt
+        self._plan: TrainPlan | None = None
+        self._variables: list[keras.Variable] | None = None  # what a step trains; None: trainable_variables
+        if plan is not None:
+            self._use_plan(plan)
         self._step = tf.function(self._train_step, reduce_retracing=True)
         self._eval = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -162,18 +262,55 @@ class KerasTrainer(Trainer):
     def model(self) -> keras.Model:
         return self._model
 
+    @property
+    def _torch_optimizer(self) -> TorchOptimizer:
+        return getattr(self.optimizer, "inner_optimizer", self.optimizer)  # under a LossScaleOptimizer
+
+    def set_plan(self, plan: TrainPlan) -> None:
+        import tensorflow as tf
+
+        self._use_plan(plan)
+        # BatchNorm's mode, the variable list and the learning-rate scales are read when the step is traced
+        self._step = tf.function(self._train_step, reduce_retracing=True)
+
+    def _use_plan(self, plan: TrainPlan) -> None:
+        """Checks ``plan`` against the model and the previous plan, then makes it the one in force."""
+        old = {} if self._plan is None else {g.name: g for g in self._plan.groups}
+        _check_plan(plan, self._params, self._norms, old)
+        groups = plan.groups
+        opt = self._torch_optimizer
+        known = {id(v) for v in opt._trainable_variables}
+        untracked = [n for g in groups for n in g.params if id(self._params[n]) not in known]
+        if untracked:
+            raise ConfigError(
+                f"The plan trains {untracked[:3]} ({len(untracked)} in all), which the optimizer does not track.",
+                "Create the trainer with a plan (create_trainer(plan=...)) to change plans later.",
+            )
+        # new groups start as PyTorch's add_param_group: zero moments and buffers, Adam step 0
+        opt.reset(self._params[n] for g in groups if g.name not in old for n in g.params)
+        opt.set_lr_scales((self._params[n], g.lr_scale) for g in groups for n in g.params)
+        frozen_norm = set(plan.frozen_norm)
+        for path, layer in self._norms.items():  # Keras' rule: a frozen BatchNorm runs in inference mode
+            layer.trainable = path not in frozen_norm
+        trainable = plan.trainable
+        for name, variable in self._params.items():  # model.trainable_weights shows what the plan trains
+            variable.trainable = name in trainable
+        self._variables = [self._params[n] for g in groups for n in g.params]
+        self._plan = plan
+
     def _train_step(self, x, y, lr):
         import tensorflow as tf
 
         self.optimizer.learning_rate.assign(lr)
-        variables = self._model.trainable_variables
+        variables = self._model.trainable_variables if self._variables is None else self._variables
         with tf.GradientTape() as tape:
             logits = self._model(x, training=True)
             loss = loss_value(
                 logits, y, loss=self._loss, label_smoothing=self._smoothing, class_weights=self._class_weights
             )
             scaled = self.optimizer.scale_loss(loss)
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        if variables:  # a plan may train nothing (BatchNorm statistics still move in training mode)
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
     def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
@@ -208,3 +345,41 @@ class KerasTrainer(Trainer):
             )
         for variable, value in zip(self.optimizer.variables, values, strict=True):
             variable.assign(value)
+
+
+def _leaf_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _check_plan(plan: TrainPlan, params: Mapping, norms: Mapping, old: Mapping) -> None:
+    """Checks ``plan`` against the model's parameters and BatchNorm layers (by PyTorch name), and against the
+    groups of the previous plan (``old``: name -> group), whose names must keep their parameters."""
+    names = [n for g in plan.groups for n in g.params]
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise ConfigError(
+            f"The training plan names {unknown[:3]} ({len(unknown)} in all), which are no parameters of the model.",
+            "Build the plan from this model's state_dict names (medbench.finetune.plan_for_epoch).",
+        )
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    if twice:
+        raise ConfigError(
+            f"The training plan puts {twice[:3]} in more than one group.", "Use one group each."
+        )
+    not_norm = [m for m in plan.frozen_norm if m not in norms]
+    if not_norm:
+        raise ConfigError(
+            f"The training plan freezes {not_norm[:3]} as BatchNorm layers, which the model does not have.",
+            "frozen_norm takes BatchNorm module paths such as 'layer1.0.bn1'.",
+        )
+    # optimizer state belongs to a group's parameters; a new lr_scale is fine (PyTorch's group dict takes it)
+    changed = [g.name for g in plan.groups if g.name in old and set(old[g.name].params) != set(g.params)]
+    if changed:
+        raise ConfigError(
+            f"The training plan gives the groups {changed} other parameters than the current plan does.",
+            "Give a group with other parameters a new name, so it starts with fresh optimizer state.",
+        )

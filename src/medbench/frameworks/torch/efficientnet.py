@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from medbench.frameworks import efficientnet_spec as spec
+from medbench.frameworks.families import HeadConfig
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -99,7 +100,10 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetV2(nn.Module):
-    """``features`` (stem, stages, head conv) → global average pool → ``classifier`` (Dropout, Linear)."""
+    """``features`` (stem, stages, head conv) → global average pool → ``classifier``.
+
+    ``classifier`` is torchvision's Dropout, Linear, or the ``mlp`` head: Dropout, Linear, ReLU, Linear.
+    """
 
     def __init__(self, cfg: spec.EfficientNetV2Config, *, num_classes: int, in_channels: int = 3):
         super().__init__()
@@ -114,7 +118,7 @@ class EfficientNetV2(nn.Module):
         )
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(p=cfg.dropout), nn.Linear(last_channels, num_classes))
+        self.classifier = _classifier(cfg.head_config, last_channels, num_classes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -137,6 +141,22 @@ class EfficientNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+def _classifier(cfg: HeadConfig, in_features: int, num_classes: int) -> nn.Sequential:
+    """torchvision's ``classifier`` (``0`` Dropout, ``1`` Linear), or the ``mlp`` head.
+
+    ``mlp``: ``0`` Dropout, ``1`` Linear to ``cfg.hidden``, ``2`` ReLU, ``3`` Linear; both Linear layers are
+    initialised as torchvision's classifier by :meth:`EfficientNetV2.reset_parameters`.
+    """
+    if cfg.kind == "linear":
+        return nn.Sequential(nn.Dropout(p=cfg.dropout), nn.Linear(in_features, num_classes))
+    return nn.Sequential(
+        nn.Dropout(p=cfg.dropout),
+        nn.Linear(in_features, cfg.hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(cfg.hidden, num_classes),
+    )
+
+
 def build_efficientnetv2(
     *, num_classes: int, in_channels: int, image_size: int | None = None, **options: Any
 ) -> EfficientNetV2:
@@ -146,7 +166,8 @@ def build_efficientnetv2(
         num_classes: width of the classifier.
         in_channels: channels of the input images (the stem conv takes them).
         image_size: unused (the pooling is global); accepted so every family has one builder signature.
-        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``; see
+        **options: ``variant`` (``"s"``, ``"m"``, ``"l"``), ``dropout``, ``stochastic_depth_prob``, ``head``
+            (``"linear"`` or ``"mlp"``), ``head_hidden``; see
             :class:`~medbench.frameworks.efficientnet_spec.EfficientNetV2Config`.
 
     Raises:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.frameworks.base import Framework, LossName, OptimizerSpec, RuntimeSettings, Trainer
+from medbench.frameworks.base import Framework, LossName, OptimizerSpec, RuntimeSettings, Trainer, TrainPlan
 from medbench.frameworks.families import check_build_args, resolve_model
 
 
@@ -88,6 +88,7 @@ class TorchFramework(Framework):
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
+        plan: TrainPlan | None = None,
     ) -> Trainer:
         from medbench.frameworks.torch.train import TorchTrainer
 
@@ -98,4 +99,5 @@ class TorchFramework(Framework):
             loss=loss,
             label_smoothing=label_smoothing,
             class_weights=class_weights,
+            plan=plan,
         )

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from medbench.errors import ConfigError
-from medbench.frameworks.families import ResNetConfig, SimpleCNNConfig
+from medbench.frameworks.families import HeadConfig, ResNetConfig, SimpleCNNConfig
 from medbench.frameworks.torch.layers import ConvBNReLU, batch_norm, conv2d, linear
 
 
@@ -111,7 +111,7 @@ class ResNet(nn.Module):
             layer, inplanes = _make_layer(block, inplanes, planes, blocks, stride)
             setattr(self, f"layer{i}", layer)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = linear(inplanes, num_classes)
+        self.fc = head(cfg.head_config, inplanes, num_classes)
         if cfg.zero_init_residual:  # each residual branch starts as zero, so each block as the identity
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
@@ -121,6 +121,22 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def head(cfg: HeadConfig, in_features: int, num_classes: int) -> nn.Module:
+    """ResNet's ``fc``: one Linear, or the ``mlp`` head (see :class:`HeadConfig`).
+
+    ``mlp``: ``fc.0`` Dropout, ``fc.1`` Linear, ``fc.2`` ReLU, ``fc.3`` Linear; both Linear layers keep
+    PyTorch's default initialisation, as torchvision's own ``fc``.
+    """
+    if cfg.kind == "linear":
+        return linear(in_features, num_classes)
+    return nn.Sequential(
+        nn.Dropout(cfg.dropout),
+        linear(in_features, cfg.hidden),
+        nn.ReLU(inplace=True),
+        linear(cfg.hidden, num_classes),
+    )
 
 
 def _make_layer(block, inplanes: int, planes: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
