@@ -57,3 +57,33 @@ def test_config_is_frozen():
     c = RunConfig()
     with pytest.raises(Exception, match="frozen"):
         c.seed = 3
+
+
+def test_hash_of_a_default_config_is_the_one_stored_before_finetuning_existed():
+    """Runs stored before the `finetune` section and `recipe.sampler` existed keep their hashes (resume/skip)."""
+    from medbench.results import config_hash
+
+    config = parse_config({"data": {"dataset": "bloodmnist"}, "recipe": {"epochs": 3}})
+    old_layout = config.to_dict()
+    del old_layout["finetune"]
+    del old_layout["recipe"]["sampler"]
+    del old_layout["recipe"]["evaluate_train"]
+    assert config.hash == config_hash(old_layout)
+    tuned = parse_config(set_dotted(config.to_dict(), "finetune.trainable", "head"))
+    sampled = parse_config(set_dotted(config.to_dict(), "recipe.sampler", "balanced"))
+    assert len({config.hash, tuned.hash, sampled.hash}) == 3
+
+
+def test_data_options_that_do_not_fit_the_dataset_fail_when_read():
+    with pytest.raises(ConfigError, match="set data.to_rgb=true"):
+        parse_config({"data": {"dataset": "pneumoniamnist", "normalize": "imagenet"}})
+    parse_config({"data": {"dataset": "pneumoniamnist", "normalize": "imagenet", "to_rgb": True}})
+    with pytest.raises(ConfigError, match="not defined for the multi-label chestmnist"):
+        parse_config({"data": {"dataset": "chestmnist"}, "recipe": {"sampler": "balanced"}})
+
+
+def test_pretrained_normalisation_needs_pretrained_weights():
+    with pytest.raises(ConfigError, match="finetune.pretrained is not set"):
+        parse_config({"data": {"dataset": "dermamnist", "normalize": "pretrained"}})
+    with pytest.raises(ConfigError, match="set data.to_rgb=true"):
+        parse_config({"data": {"dataset": "pneumoniamnist"}, "finetune": {"pretrained": "imagenet"}})

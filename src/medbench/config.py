@@ -10,6 +10,7 @@ validation AUC.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +68,10 @@ class DataConfig(_Frozen):
     size: int = 28
     data_file: Path | None = None  # a file in the official layout, used instead of the official download
     root: Path | None = None
-    normalize: Literal["official", "dataset", "none"] = "official"
+    # official: mean = std = 0.5; dataset: train-split statistics; imagenet: torchvision's ImageNet mean/std
+    # (RGB: set to_rgb for grey datasets); pretrained: what the pretrained weights' transforms use
+    # (ImageNet's for most, mean = std = 0.5 for EfficientNetV2-L)
+    normalize: Literal["official", "dataset", "imagenet", "pretrained", "none"] = "official"
     resize_to: int | None = None  # upsampled protocols, e.g. 28 -> 224
     resize_method: Literal["nearest", "bilinear"] = "nearest"
     to_rgb: bool = False
@@ -101,9 +105,36 @@ class RecipeConfig(_Frozen):
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: None | Literal["balanced"] | tuple[float, ...] = None
+    # shuffle: each image once per epoch; balanced: as many draws, with replacement, each class equally
+    # likely (torch's WeightedRandomSampler with 1 / class count weights)
+    sampler: Literal["shuffle", "balanced"] = "shuffle"
     early_stopping_patience: int | None = Field(None, ge=1)  # epochs without a better val AUC
     select_metric: Literal["val_auc", "val_acc", "val_loss"] = "val_auc"
     max_steps_per_epoch: int | None = Field(None, ge=1)  # for smoke runs and benchmarks
+    # the final evaluation also scores the train split (overfitting at a glance); off for short CPU studies,
+    # where scoring every training image costs more than the training itself
+    evaluate_train: bool = True
+
+
+class FinetuneConfig(_Frozen):
+    """Which parts of the network train, and how (see :mod:`medbench.finetune`).
+
+    The backbone is split into stages (ResNet: stem, layer1..layer4; EfficientNetV2: features.0..N;
+    simple_cnn: blocks.0..N); the head always trains. The defaults train everything (no fine-tuning plan).
+    """
+
+    # start from torchvision's ImageNet weights (downloaded once into the cache, or `init_weights`); the
+    # head is replaced by a fresh one for this dataset's classes
+    pretrained: Literal["imagenet"] | None = None
+    trainable: Literal["all", "head", "top"] = "all"  # head: linear probe; top: the top `top_stages` stages
+    top_stages: int = Field(1, ge=1)
+    backbone_lr_scale: float = Field(1.0, gt=0)  # discriminative learning rate: backbone lr = lr x this
+    unfreeze_every: int | None = Field(None, ge=1)  # gradual unfreezing: one more stage every N epochs
+    freeze_bn: bool = False  # every BatchNorm in inference mode with fixed affine parameters
+
+    @property
+    def is_default(self) -> bool:
+        return self == FinetuneConfig()
 
 
 class RuntimeConfig(_Frozen):
@@ -123,6 +154,7 @@ class RunConfig(_Frozen):
     init_weights: Path | None = None
     data: DataConfig = DataConfig()
     recipe: RecipeConfig = RecipeConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     seed: int = 0
     tags: dict[str, str] = Field(default_factory=dict)  # e.g. the experiment variant; stored and hashed
@@ -147,6 +179,30 @@ class RunConfig(_Frozen):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _data_options_fit_the_dataset(self) -> RunConfig:
+        """Mistakes the pipeline would only meet in the worker, caught when the config is read."""
+        from medbench.data.registry import Task, get_dataset
+
+        info = get_dataset(self.data.dataset)
+        if self.data.normalize == "pretrained" and not self.finetune.pretrained:
+            raise ValueError(
+                "data.normalize='pretrained' follows the pretrained weights, but finetune.pretrained is not "
+                "set; set finetune.pretrained='imagenet' or choose another normalisation"
+            )
+        rgb_only = self.data.normalize in ("imagenet", "pretrained") or self.finetune.pretrained
+        if rgb_only and info.n_channels == 1 and not self.data.to_rgb:
+            raise ValueError(
+                f"ImageNet weights and normalisation need RGB input but {info.flag} is grey; "
+                "set data.to_rgb=true"
+            )
+        if self.recipe.sampler == "balanced" and info.task.value == Task.MULTI_LABEL.value:
+            raise ValueError(
+                f"recipe.sampler='balanced' is not defined for the multi-label {info.flag}; use "
+                "recipe.sampler='shuffle' (and class weights) instead"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -156,6 +212,28 @@ class RunConfig(_Frozen):
         from medbench.results import config_hash
 
         return config_hash(self.to_dict())
+
+
+# Fields added after results were first stored; while at their defaults they stay out of the hash, so runs
+# stored before they existed keep their hashes (and `medbench run` still recognises them as finished).
+_LATE_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("finetune",): FinetuneConfig().model_dump(mode="json"),
+    ("recipe", "sampler"): "shuffle",
+    ("recipe", "evaluate_train"): True,
+}
+
+
+def without_late_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-plain ``config`` without the late fields that hold their defaults: what
+    :func:`medbench.results.config_hash` hashes."""
+    out = json.loads(json.dumps(config))
+    for (*parents, leaf), default in _LATE_DEFAULTS.items():
+        node = out
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and node.get(leaf) == default:
+            node.pop(leaf, None)
+    return out
 
 
 def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 
 from medbench.config import RunConfig, _Frozen, parse_config, set_dotted
 from medbench.errors import ConfigError
+from medbench.finetune import PRESETS
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "experiment_files"
 
@@ -50,6 +51,20 @@ class Grid(_Frozen):
     frameworks: list[str] = ["torch", "jax", "keras"]
     models: list[str] = ["simple_cnn"]
     seeds: list[int] = [0]
+    # named fine-tuning configurations (medbench.finetune.PRESETS); empty: the base's own `finetune`
+    finetune: list[str] = Field(default_factory=list)
+
+    @field_validator("finetune")
+    @classmethod
+    def _known_presets(cls, value: list[str]) -> list[str]:
+        from medbench.finetune import PRESETS
+
+        unknown = [f for f in value if f not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown fine-tuning configuration(s) {unknown}; choose from {list(PRESETS)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"fine-tuning configurations must be unique, got {value}")
+        return value
 
     @field_validator("frameworks")
     @classmethod
@@ -158,10 +173,14 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
     a slow drift of the machine over the grid does not fall on one framework."""
     g = spec.grid
     trials = []
-    for dataset, size, model, variant, seed, framework in itertools.product(
-        g.datasets, g.sizes, g.models, spec.variants, g.seeds, g.frameworks
+    for dataset, size, model, tuning, variant, seed, framework in itertools.product(
+        g.datasets, g.sizes, g.models, g.finetune or [None], spec.variants, g.seeds, g.frameworks
     ):
         raw: dict[str, Any] = json.loads(json.dumps(spec.base, default=str))
+        if tuning is not None:  # the preset's fields over the base's (which may name the pretrained weights)
+            for field_name, value in PRESETS[tuning].items():
+                raw = set_dotted(raw, f"finetune.{field_name}", value)
+            raw = set_dotted(raw, "tags.finetune", tuning)
         raw = set_dotted(raw, "framework", framework)
         raw = set_dotted(raw, "model", model)
         raw = set_dotted(raw, "seed", seed)
@@ -172,14 +191,15 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
         for dotted, value in variant.set.items():
             raw = set_dotted(raw, dotted, value)
         raw = set_dotted(raw, "tags.variant", variant.name)
+        name = variant.name if tuning is None else f"{tuning}-{variant.name}"
         try:
             config = parse_config(raw)
         except ConfigError as err:
             raise ConfigError(
-                f"Trial {dataset}/{size}/{model}/{variant.name}/{framework}/seed {seed}: {err.problem}",
+                f"Trial {dataset}/{size}/{model}/{name}/{framework}/seed {seed}: {err.problem}",
                 err.fix,
             ) from None
-        key = f"{dataset}-{size}-{model}-{variant.name}-{framework}-s{seed}"
+        key = f"{dataset}-{size}-{model}-{name}-{framework}-s{seed}"
         labels = {
             "dataset": dataset,
             "size": size,
@@ -188,5 +208,7 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
             "framework": framework,
             "seed": seed,
         }
-        trials.append(Trial(key=key, config=config, variant=variant.name, labels=labels))
+        if tuning is not None:
+            labels["finetune"] = tuning
+        trials.append(Trial(key=key, config=config, variant=name, labels=labels))
     return trials

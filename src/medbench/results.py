@@ -180,7 +180,10 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
     Validate and resolve the config first: ``1`` and ``1.0`` are different JSON and give different hashes.
     """
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+    from medbench.config import without_late_defaults
+
+    plain = without_late_defaults(json.loads(canonical_json(config)))
+    return hashlib.sha256(canonical_json(plain).encode("utf-8")).hexdigest()
 
 
 def _dump(obj: Any) -> str | None:
@@ -461,7 +464,7 @@ class ResultsStore:
             "size": size,
             "seed": seed,
             "config": config_text,
-            "config_hash": hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
+            "config_hash": config_hash(config),
             "dataset_provenance": _dump(dataset_provenance),
             "environment": _dump(environment),
             "hostname": socket.gethostname(),
@@ -622,9 +625,9 @@ class ResultsStore:
         row = {name: record.get(name) for name in _COLUMNS}
         if not row["run_id"] or not row["kind"] or row["status"] not in STATUSES:
             raise ValueError(f"not a run record: {sorted(k for k in record if record.get(k) is not None)}")
-        config_text = canonical_json(row["config"] or {})
-        row["config"] = config_text
-        row["config_hash"] = hashlib.sha256(config_text.encode("utf-8")).hexdigest()
+        row_config = row["config"] or {}
+        row["config"] = canonical_json(row_config)
+        row["config_hash"] = config_hash(row_config)
         for name in JSON_COLUMNS:
             if name != "config":
                 row[name] = _dump(row[name])

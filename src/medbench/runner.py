@@ -47,7 +47,9 @@ def run_job(
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="medbench-job-", delete=False) as handle:
         json.dump(job, handle)
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not the user's concern
+    child_env.setdefault(
+        "TF_CPP_MIN_LOG_LEVEL", "2"
+    )  # TensorFlow's start-up chatter is not the user's concern
     log = None
     if quiet:
         # A quiet child (under a live grid display) writes its output to a log beside its run, not the terminal.

@@ -71,6 +71,10 @@ def normalization_for(config: RunConfig, data) -> Any:
 
     if config.data.normalize == "dataset":
         return Normalization.from_images(data["train"].images)
+    if config.data.normalize == "pretrained":
+        from medbench.pretrained import get_pretrained
+
+        return get_pretrained(config.model, config.finetune.pretrained).normalize
     return config.data.normalize
 
 
@@ -89,6 +93,7 @@ def make_batches(config: RunConfig, data, split: str, *, normalization, train: b
         resize_method=d.resize_method,
         to_rgb=d.to_rgb,
         augment=d.augment if train and d.augment.enabled else None,
+        sampler=config.recipe.sampler if train else "shuffle",
     )
 
 
@@ -116,6 +121,48 @@ def class_weights_for(config: RunConfig, data) -> list[float] | None:
     full = np.ones(len(classes))
     full[present] = balanced
     return full.tolist()
+
+
+def _load_initial_weights(config: RunConfig, fw, model) -> dict[str, Any] | None:
+    """Pretrained weights (backbone only, a fresh head) or a full ``init_weights`` checkpoint, if any."""
+    if config.finetune.pretrained:
+        from medbench.frameworks.families import resolve_model
+        from medbench.pretrained import load_pretrained, resolve_pretrained
+
+        path = resolve_pretrained(config.model, config.finetune.pretrained, path=config.init_weights)
+        family, _ = resolve_model(config.model, config.model_options)
+        return load_pretrained(fw, model, path, family=family)
+    if config.init_weights is not None:
+        from medbench.frameworks.checkpoints import load_torchvision_checkpoint
+
+        load_torchvision_checkpoint(fw, model, config.init_weights)
+        return {"path": str(config.init_weights)}
+    return None
+
+
+class FinetunePlanner:
+    """The fine-tuning plan of every epoch (:mod:`medbench.finetune`), from the model's parameter names."""
+
+    def __init__(self, config: RunConfig, state: dict[str, Any]):
+        from medbench.frameworks.families import resolve_model
+
+        self._config = config.finetune
+        self._keys = list(state)
+        self._sizes = {k: int(np.size(v)) for k, v in state.items()}
+        self._family = resolve_model(config.model, config.model_options)[0]
+
+    def plan(self, epoch: int):
+        from medbench.finetune import plan_for_epoch
+
+        return plan_for_epoch(self._family, self._keys, self._config, epoch)
+
+    def changes_at(self, epoch: int) -> bool:
+        return epoch > 0 and self.plan(epoch) != self.plan(epoch - 1)
+
+    def describe(self, epoch: int) -> dict[str, Any]:
+        from medbench.finetune import describe
+
+        return describe(self.plan(epoch), self._sizes)
 
 
 # ---- evaluation -------------------------------------------------------------------------------------------
@@ -226,10 +273,12 @@ def train(
             model = fw.build_model(
                 config.model, seed=config.seed, **model_inputs(config, info), **config.model_options
             )
-            if config.init_weights is not None:
-                from medbench.frameworks.checkpoints import load_torchvision_checkpoint
-
-                load_torchvision_checkpoint(fw, model, config.init_weights)
+            init_record = _load_initial_weights(config, fw, model)
+            tuning = FinetunePlanner(config, fw.state_dict(model))
+            if resume and (run_dir / PROGRESS_FILE).exists():
+                progress = Progress.load(run_dir)
+            # the plan in force when the saved state was written (the last finished epoch), so it loads
+            plan = tuning.plan(max(progress.epochs_done - 1, 0))
             opt = config.recipe.optimizer
             weights = class_weights_for(config, data)
             trainer = fw.create_trainer(
@@ -246,9 +295,9 @@ def train(
                 loss="bce_with_logits" if data.multi_label else "cross_entropy",
                 label_smoothing=config.recipe.label_smoothing,
                 class_weights=weights,
+                plan=plan,
             )
-            if resume and (run_dir / PROGRESS_FILE).exists():
-                progress = Progress.load(run_dir)
+            if progress.epochs_done:
                 trainer.load_state(run_dir / STATE_DIR)
         _write_checkpoint_meta(config, data, normalization, run_dir, fw.name)
         steps_per_epoch = _steps_per_epoch(config, train_batches)
@@ -265,6 +314,7 @@ def train(
         _loop(
             config,
             trainer,
+            tuning,
             fw,
             train_batches,
             val_batches,
@@ -284,6 +334,7 @@ def train(
         metrics["epochs_run"] = progress.epochs_done
         metrics["history"] = progress.history
         metrics["first_losses"] = progress.first_losses
+        metrics["finetune"] = {**tuning.describe(0), "init_weights": init_record}
         timings = {**chrono.summary(), **_per_epoch(chrono, progress), **memory_usage(_gpu_peak(fw))}
         store.finish_run(run_id, metrics=metrics, timings=timings, checkpoint_path=str(run_dir))
         return run_id
@@ -313,6 +364,7 @@ def _steps_per_epoch(config: RunConfig, batches) -> int:
 def _loop(
     config,
     trainer,
+    tuning,
     fw,
     train_batches,
     val_batches,
@@ -331,6 +383,9 @@ def _loop(
     bar = EpochProgress(config.recipe.epochs, steps_per_epoch, title=_title(config), quiet=quiet)
     with bar:
         for epoch in range(progress.epochs_done, config.recipe.epochs):
+            if tuning.changes_at(epoch):  # gradual unfreezing: another stage joins
+                trainer.set_plan(tuning.plan(epoch))
+                bar.note(f"epoch {epoch + 1}: training {', '.join(tuning.describe(epoch)['groups'])}")
             bar.start_epoch(epoch)
             losses = []
             for i, (images, labels) in enumerate(train_batches.epoch(epoch)):
@@ -354,6 +409,7 @@ def _loop(
                 "epoch": epoch + 1,
                 "train_loss": float(np.mean(losses)),
                 "lr": schedule(progress.step - 1),
+                "trainable_params": tuning.describe(epoch)["trainable_params"],
             }
             record.update({f"val_{k}": val[k] for k in ("acc", "auc") if k in val})
             progress.history.append(record)
@@ -389,7 +445,8 @@ def _update_best(progress: Progress, val: dict[str, Any], select: str, epoch: in
 
 def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
-    for split in ("train", "val", "test"):
+    splits = ("train", "val", "test") if config.recipe.evaluate_train else ("val", "test")
+    for split in splits:
         batches = make_batches(config, data, split, normalization=normalization, train=False)
         result = evaluate_split(
             trainer.eval_logits,

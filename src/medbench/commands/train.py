@@ -79,6 +79,42 @@ def train_command(
     ] = None,
     augment: Annotated[bool, typer.Option("--augment", help="Flips, ±15° rotations and 2 px crops.")] = False,
     resize_to: Annotated[int | None, typer.Option("--resize-to", help="Upsample inputs, e.g. 224.")] = None,
+    resize_method: Annotated[
+        str | None, typer.Option("--resize-method", help="nearest or bilinear (with --resize-to).")
+    ] = None,
+    to_rgb: Annotated[bool, typer.Option("--to-rgb", help="Repeat grey images to three channels.")] = False,
+    normalize: Annotated[
+        str | None, typer.Option("--normalize", help="official, dataset, imagenet, pretrained or none.")
+    ] = None,
+    finetune: Annotated[
+        str | None,
+        typer.Option(
+            "--finetune",
+            help="A fine-tuning configuration: linear_probe, top1, top2, full, full_discriminative, "
+            "full_frozen_bn or gradual (fields: --set finetune.*).",
+        ),
+    ] = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained",
+            help="Start from torchvision's ImageNet weights (downloaded once into the torch hub cache); "
+            "also sets --to-rgb and the weights' own normalisation.",
+        ),
+    ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="A local checkpoint (.pth/.safetensors) instead of the download."),
+    ] = None,
+    head: Annotated[
+        str | None, typer.Option("--head", help="linear or mlp (ResNet, EfficientNetV2).")
+    ] = None,
+    class_weights: Annotated[
+        bool, typer.Option("--class-weights", help="Class-weighted loss (balanced weights).")
+    ] = False,
+    balanced_sampler: Annotated[
+        bool, typer.Option("--balanced-sampler", help="Draw training images class-balanced.")
+    ] = False,
     precision: Annotated[str | None, typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Intra-op threads for the framework.")
@@ -129,9 +165,23 @@ def train_command(
             "recipe.early_stopping_patience": early_stopping,
             "recipe.max_steps_per_epoch": max_steps,
             "data.resize_to": resize_to,
+            "data.resize_method": resize_method,
+            "data.normalize": normalize or ("pretrained" if pretrained else None),
+            "data.to_rgb": True if (to_rgb or pretrained) else None,
+            "init_weights": str(weights) if weights else None,
+            "recipe.class_weights": "balanced" if class_weights else None,
+            "recipe.sampler": "balanced" if balanced_sampler else None,
             "runtime.precision": precision,
             "runtime.threads": threads,
         }
+        if finetune:
+            from medbench.finetune import preset
+
+            flags["finetune"] = preset(finetune).model_dump(mode="json")
+        if pretrained:
+            flags["finetune.pretrained"] = "imagenet"
+        if head:
+            flags["model_options.head"] = head
         if augment:
             flags["data.augment"] = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
         base = _load_config_file(config_file) if config_file else {}
