@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.table import Table
 
-from medbench.commands.app import app, console
+from medbench.commands.app import app, console, file_status_cell, file_table
 from medbench.data import registry
 
 RootOption = Annotated[
@@ -35,14 +34,6 @@ _SHORT_TASK = {
 }
 
 
-def _status_cell(path: Path, verified: bool | None) -> str:
-    if not path.exists():
-        return "[dim]·[/]"
-    if verified is None:
-        return "[yellow]●[/]"
-    return "[green]✓[/]" if verified else "[red]✗[/]"
-
-
 @app.command("datasets")
 def datasets_command(
     root: RootOption = None,
@@ -51,14 +42,11 @@ def datasets_command(
     """List every MedMNIST 2D dataset: task, classes, splits, license and which sizes are on disk."""
     from medbench.data.download import verify_dataset_file
 
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-        collapse_padding=True,
-        title=f"MedMNIST 2D datasets (data root: {registry.data_root(root)})",
-        caption="· not on disk  [yellow]●[/] on disk  [green]✓[/] MD5 verified  [red]✗[/] corrupt"
-        + ("" if verify else "  (add --verify to check MD5s)"),
+    table = file_table(
+        f"MedMNIST 2D datasets (data root: {registry.data_root(root)})",
+        where="on disk",
+        checksum="MD5",
+        verified=verify,
     )
     table.add_column("dataset", no_wrap=True)
     table.add_column("task", no_wrap=True)
@@ -76,7 +64,7 @@ def datasets_command(
                 continue
             path = registry.local_path(flag, size, root)
             verified = verify_dataset_file(flag, size, root=root).ok if verify and path.exists() else None
-            cells.append(_status_cell(path, verified))
+            cells.append(file_status_cell(path, verified))
         n = info.n_samples
         table.add_row(
             flag,

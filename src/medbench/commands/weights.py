@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.table import Table
 
 from medbench import pretrained
-from medbench.commands.app import app, console
+from medbench.commands.app import app, console, file_status_cell, file_table
 
 weights_app = typer.Typer(
     name="weights",
@@ -20,27 +19,16 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
-def _cached_cell(path: Path, verified: bool | None) -> str:
-    if not path.exists():
-        return "[dim]·[/]"
-    if verified is None:
-        return "[yellow]●[/]"
-    return "[green]✓[/]" if verified else "[red]✗[/]"
-
-
 @weights_app.command("list")
 def list_command(
     verify: Annotated[bool, typer.Option("--verify", help="Check the SHA-256 of every cached file.")] = False,
 ) -> None:
     """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size."""
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
-        collapse_padding=True,
-        title=f"torchvision ImageNet weights (cache: {pretrained.cache_dir()})",
-        caption="· not cached  [yellow]●[/] cached  [green]✓[/] SHA-256 verified  [red]✗[/] corrupt"
-        + ("" if verify else "  (add --verify to check hashes)"),
+    table = file_table(
+        f"torchvision ImageNet weights (cache: {pretrained.cache_dir()})",
+        where="cached",
+        checksum="SHA-256",
+        verified=verify,
     )
     table.add_column("model", no_wrap=True)
     table.add_column("file", no_wrap=True)
@@ -55,7 +43,7 @@ def list_command(
         table.add_row(
             model,
             entry.filename,
-            _cached_cell(path, verified),
+            file_status_cell(path, verified),
             f"{entry.acc1:.3f}",
             f"{entry.acc5:.3f}",
             f"{entry.num_params / 1e6:.1f}M",
