@@ -57,6 +57,7 @@ def run_job(
         log_dir = Path(job.get("run_dir") or tempfile.gettempdir())
         log_dir.mkdir(parents=True, exist_ok=True)
         log = open(log_dir / f"worker-{run_id[:8]}.log", "w")  # noqa: SIM115 (closed below)
+    interrupted = False
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "medbench.worker", handle.name], env=child_env, stdout=log, stderr=log
@@ -68,13 +69,22 @@ def run_job(
             process.wait()
             returncode = None
         except KeyboardInterrupt:
-            # The child got the same SIGINT from the terminal: let it record "interrupted" and exit.
-            returncode = process.wait()
+            # The child got the same SIGINT from the terminal: let it record "interrupted" and exit, then
+            # stop here too (a grid must not go on to its next trial).
+            interrupted = True
+            try:
+                returncode = process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # the signal reached only this process (not from a terminal)
+                process.send_signal(signal.SIGINT)
+                returncode = process.wait()
     finally:
         Path(handle.name).unlink(missing_ok=True)
         if log is not None:
             log.close()
-    return _settle(store, job, run_id, returncode, timeout_s)
+    record = _settle(store, job, run_id, returncode, timeout_s)
+    if interrupted:
+        raise KeyboardInterrupt
+    return record
 
 
 def _settle(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,37 @@ def test_dry_run_lists_trials_without_running(tmp_path):
         not (tmp_path / "results.sqlite").exists()
         or not ResultsStore(tmp_path / "results.sqlite").list_runs()
     )
+
+
+@pytest.mark.torch
+def test_ctrl_c_stops_the_grid_and_records_the_trial_as_interrupted(tmp_path):
+    """SIGINT to `medbench run` (alone, or with its worker as a terminal sends it): the running trial is
+    recorded as interrupted, no further trial starts, and the command exits with 130."""
+    exp = tmp_path / "grid.toml"
+    slow = GRID.replace("epochs = 1", "epochs = 50").replace("max_steps_per_epoch = 2", "")
+    exp.write_text(slow.format(name="interrupted_grid", datasets='["breastmnist"]'))
+    env = {**os.environ, "MEDBENCH_HOME": str(tmp_path), "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", str(exp), "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medbench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    store_path = tmp_path / "results.sqlite"
+    try:
+        for _ in range(
+            600
+        ):  # wait until the first trial has finished an epoch (its worker is well under way)
+            progress = list(tmp_path.glob("runs/**/progress.json"))
+            if progress:
+                break
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)  # to the parent only: it must pass it on and stop
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    runs = ResultsStore(store_path).list_runs(experiment="interrupted_grid")
+    assert process.returncode == 130, output.decode()[-2000:]
+    assert [r.status for r in runs] == ["interrupted"]  # the second seed never started
