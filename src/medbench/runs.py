@@ -12,6 +12,7 @@ from rich.table import Table
 
 from medbench.errors import DownloadError
 from medbench.experiments import ExperimentSpec, Trial
+from medbench.report.aggregate import variant_tag
 from medbench.results import ResultsStore
 
 
@@ -127,7 +128,8 @@ def comparison_rows(store: ResultsStore, experiment: str) -> list[dict[str, Any]
     """
     groups: dict[tuple, list] = defaultdict(list)
     for r in store.list_runs(experiment=experiment, kind="train", status="completed"):
-        variant = (r.config.get("tags") or {}).get("variant", "default")
+        # the fine-tuning configuration (grid axis) and the variant: "gradual mlp_head", or "default"
+        variant = variant_tag(r.config) or "default"
         groups[(r.dataset, r.size, r.model, variant, r.framework)].append(r)
     rows = []
     for (dataset, size, model, variant, framework), runs in sorted(groups.items()):
