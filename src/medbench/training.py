@@ -457,7 +457,19 @@ def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, 
         )
         for key, value in result.items():
             metrics[f"{split}_{key}"] = value
+    metrics["train_label_counts"] = train_label_counts(data)
     return metrics
+
+
+def train_label_counts(data) -> dict[str, Any]:
+    """Images per class (positives per label for multi-label tasks) of the training split, so a report can
+    show the majority-class baseline: the ACC of always predicting the most frequent training class."""
+    labels = np.asarray(data["train"].labels)
+    if data.multi_label:
+        counts = labels.reshape(len(labels), -1).sum(axis=0)
+    else:
+        counts = np.bincount(labels.reshape(-1).astype(np.int64), minlength=data.info.n_classes)
+    return {"n_samples": int(len(labels)), "per_class": [int(c) for c in counts]}
 
 
 def _per_epoch(chrono, progress: Progress) -> dict[str, float]:

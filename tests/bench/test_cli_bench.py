@@ -78,9 +78,9 @@ def test_quick_bench_with_torch_jax_and_onnx_writes_rows_table_and_plots(tmp_pat
     _check_session(store, engines)
     assert "inference: median over repeats" in result.stdout
     assert all(e in result.stdout for e in engines)
+    # --quick measures one size: no latency-vs-size line (a plot only when it has something to show)
     assert sorted(p.name for p in plots.iterdir()) == [
         "simple_cnn_cold_start.png",
-        "simple_cnn_latency_vs_size.png",
         "simple_cnn_throughput_vs_batch.png",
     ]
     report = medbench("bench-report", "--store", str(store))

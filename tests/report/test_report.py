@@ -111,11 +111,21 @@ def test_every_image_is_an_embedded_valid_png_of_the_stated_size(page):
 
 def test_the_glance_table_has_every_framework_and_the_criterion(page):
     (glance,) = tables(page, "glance")
-    assert glance["headers"][0][:4] == ["Dataset", "Size", "Model", "Data"]  # no variants: no Variant column
+    # no variants: no Variant column; the verdict comes first, before the figures behind it
+    assert glance["headers"][0][:7] == [
+        "Dataset",
+        "Size",
+        "Model",
+        "≤ 1.5 pts",
+        "ACC spread",
+        "Most accurate",
+        "Fastest to train (s/epoch)",
+    ]
     assert [h for h in glance["headers"][0] if h.endswith("ACC %")] == [
         "torch ACC %",
         "jax ACC %",
         "keras ACC %",
+        "Majority-class ACC %",
         "torch bal. ACC %",
         "jax bal. ACC %",
         "keras bal. ACC %",
@@ -139,9 +149,9 @@ def test_verdict_tables_put_frameworks_beside_the_published_rows(page):
     verdicts = tables(page, "verdict")
     assert len(verdicts) == 3
     assert all(t["headers"][0] == list(VERDICT_HEADERS) for t in verdicts)
-    path28 = next(t for t in verdicts if t["rows"][0][0] == "torch" and len(t["rows"]) == 5)
-    assert [r[0] for r in path28["rows"][:3]] == ["torch", "jax", "keras"]
-    assert path28["kinds"] == ["", "", "", "ref", "ref"]
+    path28 = next(t for t in verdicts if t["rows"][0][0] == "torch" and len(t["rows"]) == 6)
+    assert [r[0] for r in path28["rows"][:4]] == ["torch", "jax", "keras", "majority-class baseline"]
+    assert path28["kinds"] == ["", "", "", "baseline", "ref", "ref"]
     assert path28["rows"][0][2] == "91.0 ± 1.4" and path28["rows"][0][3] == "[91.0, 93.0] (seed 1)"
     column = VERDICT_HEADERS.index
     assert path28["rows"][1][column("s / epoch")] == "8.25 ± 0.35"  # jax s/epoch
@@ -149,8 +159,8 @@ def test_verdict_tables_put_frameworks_beside_the_published_rows(page):
     torch, keras = path28["rows"][0], path28["rows"][2]
     assert (torch[column("Balanced ACC %")], torch[column("Macro F1 %")]) == ("90.0 ± 1.4", "89.0 ± 1.4")
     assert (keras[column("Balanced ACC %")], keras[column("Macro F1 %")]) == ("88.5 ± 0.7", "87.5 ± 0.7")
-    assert path28["rows"][3][column("Balanced ACC %")] == "–"  # the papers publish ACC and AUC only
-    v2 = path28["rows"][3]
+    assert path28["rows"][4][column("Balanced ACC %")] == "–"  # the papers publish ACC and AUC only
+    v2 = path28["rows"][4]
     assert (
         v2[0] == "published · MedMNIST v2 · ResNet-18 (28)"
         and v2[2] == "90.7"
@@ -175,7 +185,7 @@ def test_per_class_recall_tables_name_the_classes(page, report_dir):
 
 
 def test_unverified_published_figures_are_marked(page):
-    blood = next(t for t in tables(page, "verdict") if len(t["rows"]) == 3)
+    blood = next(t for t in tables(page, "verdict") if len(t["rows"]) == 4)
     v2 = next(r for r in blood["rows"] if "MedMNIST v2" in r[0])
     assert v2[2] == "95.8 (unverified)" and v2[-1] == "⚠ unverified"
     assert any("do not quote them as fact" in n for n in page.notes)
@@ -345,7 +355,7 @@ def test_experiment_variants_are_rows_of_their_own(tmp_path):
     _fill_finetune_study(store)
     document = build_document(store.list_runs(), store_path=store.path, references=())
     (glance,) = [t for t in document.tables() if t.name == "glance"]
-    assert glance.headers[:5] == ("Dataset", "Size", "Model", "Variant", "Data")
+    assert glance.headers[:5] == ("Dataset", "Size", "Model", "Variant", "≤ 1.5 pts")
     cells = [[c.text for c in row.cells] for row in glance.rows]
     column = glance.headers.index
     assert [(r[column("Variant")], r[column("torch ACC %")]) for r in cells] == [

@@ -19,12 +19,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from medbench.report.baseline import Baseline, comparison_baseline
 from medbench.results import RunRecord
 
 # The issue's criterion: frameworks agree when their mean test ACCs lie within this many points.
 SPREAD_CRITERION_POINTS = 1.5
 # Display and plot order; a framework not listed sorts after these, alphabetically.
-FRAMEWORK_ORDER: tuple[str, ...] = ("torch", "jax", "keras")
+FRAMEWORK_ORDER: tuple[str, ...] = ("torch", "jax", "keras", "keras-jax", "keras-torch")
 UNFINISHED: tuple[str, ...] = ("failed", "interrupted", "running")
 # Config fields that may differ between the runs of one comparison: they identify the framework and seed, or
 # say where the data sits and how many threads ran, none of which changes what was trained.
@@ -314,6 +315,7 @@ class Comparison:
     variant_settings: str = ""  # the config fields behind a variant named by its tag, when they differ
     machines: int = 1  # distinct hardware the runs used: timings compare only when this is 1
     failed: list[RunRecord] = field(default_factory=list)
+    baseline: Baseline | None = None  # always predicting the majority class (None: not enough stored)
 
     @property
     def acc_spread_points(self) -> float | None:
@@ -478,6 +480,7 @@ def compare(runs: Sequence[RunRecord]) -> list[Comparison]:
                 failed=failed_by_variant.get(
                     (key.dataset, key.size, key.input_size, key.model, key.variant), []
                 ),
+                baseline=comparison_baseline(all_runs),
             )
         )
     comparisons.sort(
@@ -504,6 +507,12 @@ class EnvironmentGroup:
     @property
     def frameworks(self) -> list[str]:
         return sorted({r.framework or "?" for r in self.runs}, key=framework_sort_key)
+
+    @property
+    def uses(self) -> list[str]:
+        """``training`` first, then the benchmark engines, as first seen."""
+        uses = list(dict.fromkeys(stack_use(r) for r in self.runs))
+        return sorted(uses, key=lambda u: u != "training")
 
 
 def _gib(value: Any) -> str:
@@ -545,24 +554,43 @@ def machine_fields(env: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def stack_fields(run: RunRecord) -> dict[str, str]:
-    """A framework stack: library versions, device, threads, precision and the thread variables set."""
+def stack_fields(run: RunRecord) -> dict[str, str] | None:
+    """A framework stack: library versions, device, threads, precision and the thread variables set.
+
+    Training rows describe their framework under ``environment["framework"]``; inference-benchmark rows
+    describe the engine's under ``environment["engine"]`` (same fields, see ``medbench.bench.cell``). None
+    for a row that describes neither (the machine-peak measurement, an older row): a row of "?" says nothing.
+    """
     env = run.environment or {}
-    fw = env.get("framework") or {}
+    fw = env.get("framework") or env.get("engine") or {}
+    if not isinstance(fw, dict) or not (fw.get("versions") or fw.get("runtime")):
+        return None
     runtime = fw.get("runtime") or {}
     versions = ", ".join(f"{k} {v}" for k, v in sorted((fw.get("versions") or {}).items()))
-    threads = runtime.get("threads")
+    # torch/jax/keras apply ``threads``; ONNX Runtime names its own; a bench row also records the request.
+    threads = next(
+        (runtime.get(k) for k in ("threads", "intra_op_num_threads") if runtime.get(k) is not None),
+        env.get("threads"),
+    )
     interop = runtime.get("interop_threads")
     thread_text = "?" if threads is None else str(threads) + (f" (+{interop} inter-op)" if interop else "")
     variables = ", ".join(f"{k}={v}" for k, v in sorted((env.get("env") or {}).items()))
     return {
-        "framework": run.framework or fw.get("name") or "?",
+        "framework": run.framework or fw.get("framework") or fw.get("name") or "?",
         "versions": versions or "?",
         "device": str(fw.get("device") or runtime.get("device") or "?"),
         "threads": thread_text,
         "precision": str(runtime.get("precision") or "?"),
         "variables": variables or "-",
     }
+
+
+def stack_use(run: RunRecord) -> str:
+    """What a stack was used for: ``training`` or the benchmark engine's name."""
+    if run.kind == "bench":
+        engine = (run.environment or {}).get("engine") or {}
+        return str(engine.get("name") or (run.config or {}).get("engine") or "inference")
+    return "training" if run.kind == "train" else run.kind
 
 
 def group_environments(runs: Sequence[RunRecord]) -> tuple[list[EnvironmentGroup], list[EnvironmentGroup]]:
@@ -573,6 +601,8 @@ def group_environments(runs: Sequence[RunRecord]) -> tuple[list[EnvironmentGroup
         if not run.environment:
             continue
         for table, fields in ((machines, machine_fields(run.environment)), (stacks, stack_fields(run))):
+            if fields is None:
+                continue
             signature = json.dumps(fields, sort_keys=True)
             table.setdefault(signature, EnvironmentGroup(fields, [])).runs.append(run)
 

@@ -79,6 +79,29 @@ def bench_figures(summaries: Sequence, names: Callable[[str], str]) -> list[Figu
     return figures
 
 
+def inference_summaries(runs: Sequence[RunRecord]) -> list:
+    """The benchmark's cell summaries of ``runs`` (empty without bench rows or without medbench.bench)."""
+    rows = [r for r in runs if r.kind == "bench" and r.status != "running"]
+    if not rows:
+        return []
+    try:
+        from medbench.bench.summary import aggregate
+    except ImportError:
+        return []
+    return aggregate(rows)
+
+
+def fastest_to_predict(summaries: Sequence, model: str, size: int):
+    """The engine with the lowest single-stream (batch 1) p50 latency for ``model`` at ``size`` px, among
+    those that passed the correctness check; None when none was measured."""
+    measured = [
+        s
+        for s in summaries
+        if s.model == model and s.size == size and s.status == "ok" and s.latency_p50_ms is not None
+    ]
+    return min(measured, key=lambda s: s.latency_p50_ms.median, default=None)
+
+
 def bench_section(runs: Sequence[RunRecord], names: Callable[[str], str]) -> Section | None:
     """None when no benchmark row exists."""
     rows = [r for r in runs if r.kind == "bench" and r.status != "running"]

@@ -28,7 +28,8 @@ from medbench.report.aggregate import (
     timing,
     unfinished_runs,
 )
-from medbench.report.bench import bench_section
+from medbench.report.baseline import Baseline, no_better
+from medbench.report.bench import bench_section, fastest_to_predict, inference_summaries
 from medbench.report.document import Cell, Details, Document, Figure, Note, Row, Section, Table
 from medbench.report.references import (
     MEDMNIST_PLUS_NOTE,
@@ -106,31 +107,68 @@ def _when(text: str | None) -> str:
     return (text or "")[:16].replace("T", " ")
 
 
+# Kinds of store rows, as a reader names them (the machine-peak row is the benchmark's FLOP/s reference).
+KIND_NAMES: dict[str, str] = {
+    "train": "training",
+    "bench": "inference benchmark",
+    "bench-peak": "machine peak",
+}
+
+
+def run_counts(runs: Sequence[RunRecord]) -> str:
+    """``22: 13 training (11 completed, 1 failed, 1 interrupted); 7 inference benchmark (...)``: every row
+    counted once, by kind then status, so the parts add up to the total."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for r in runs:
+        by_kind[r.kind].append(r.status)
+    order = [k for k in KIND_NAMES if k in by_kind] + sorted(k for k in by_kind if k not in KIND_NAMES)
+    parts = []
+    for kind in order:
+        statuses = by_kind[kind]
+        counts = ", ".join(
+            f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses, key=_status_order))
+        )
+        parts.append(f"{len(statuses)} {KIND_NAMES.get(kind, kind)} ({counts})")
+    return f"{len(runs)}: " + "; ".join(parts) if parts else "0"
+
+
+def _status_order(status: str) -> tuple[int, str]:
+    order = ("completed", "failed", "interrupted", "running")
+    return (order.index(status) if status in order else len(order), status)
+
+
+def report_frameworks(runs: Sequence[RunRecord]) -> list[str]:
+    """The frameworks compared: those that trained, and those of benchmark engines that are medbench
+    frameworks (not ONNX Runtime, not numpy's machine-peak row, which measure but are not compared)."""
+    from medbench.frameworks import FRAMEWORKS
+
+    names = {r.framework for r in runs if r.kind == "train" and r.framework}
+    names |= {r.framework for r in runs if r.kind == "bench" and r.framework in FRAMEWORKS}
+    return sorted(names, key=framework_sort_key)
+
+
 def header_facts(
     runs: Sequence[RunRecord], *, store_path: str, filters: str, generated_at: datetime
 ) -> list[tuple[str, str]]:
     """The header's key figures: when, where from, how many runs of which kind and outcome."""
     train = [r for r in runs if r.kind == "train" and r.status == "completed"]
-    bench = [r for r in runs if r.kind == "bench" and r.status == "completed"]
-    by_status = defaultdict(int)
-    for r in runs:
-        by_status[r.status] += 1
-    outcome = [f"{len(train)} completed training", f"{len(bench)} benchmark"]
-    outcome += [f"{by_status[s]} {s}" for s in ("failed", "interrupted", "running") if by_status[s]]
-    frameworks = sorted({r.framework for r in runs if r.framework}, key=framework_sort_key)
+    engines = list(dict.fromkeys(str((r.config or {}).get("engine")) for r in runs if r.kind == "bench"))
     seeds = sorted({r.seed for r in train if r.seed is not None})
     ends = [r.finished_at or r.created_at for r in runs]
-    return [
+    facts = [
         ("Generated", generated_at.strftime("%Y-%m-%d %H:%M UTC")),
         ("Store", store_path),
         ("Selection", filters),
-        ("Runs", f"{len(runs)} ({', '.join(outcome)})"),
+        ("Runs", run_counts(runs)),
         ("Datasets", ", ".join(sorted({r.dataset for r in runs if r.dataset})) or DASH),
-        ("Frameworks", ", ".join(frameworks) or DASH),
+        ("Frameworks", ", ".join(report_frameworks(runs)) or DASH),
         ("Models", ", ".join(sorted({r.model for r in runs if r.model})) or DASH),
         ("Seeds", ", ".join(map(str, seeds)) or DASH),
         ("Period", f"{_when(min(r.created_at for r in runs))} → {_when(max(ends))} UTC" if runs else DASH),
     ]
+    if engines:
+        facts.insert(6, ("Inference engines", ", ".join(e for e in engines if e != "None")))
+    return facts
 
 
 def _source_cell(c: Comparison) -> Cell:
@@ -154,7 +192,7 @@ def _speed_cells(c: Comparison) -> tuple[Cell, Cell]:
     """The fastest framework by s/epoch, and how many times slower the slowest one is."""
     timed = sorted((f.s_per_epoch.mean, f.framework) for f in c.frameworks if f.s_per_epoch is not None)
     if not timed:
-        return Cell(DASH), Cell(DASH)
+        return Cell(DASH, "muted"), Cell(DASH, "muted")
     (fastest, name), (slowest, _) = timed[0], timed[-1]
     hint = "timings on different machines" if c.machines > 1 else ""
     # One framework timed (or a zero time) leaves nothing to compare.
@@ -162,46 +200,87 @@ def _speed_cells(c: Comparison) -> tuple[Cell, Cell]:
     return Cell(f"{name} ({fastest:.2f} s)", "warn" if hint else "", hint), Cell(ratio, numeric=True)
 
 
-def _balanced_cells(c: Comparison, frameworks: Sequence[str]) -> list[Cell]:
+def _predict_cell(c: Comparison, summaries: Sequence) -> Cell:
+    """The engine with the lowest batch-1 latency for this model and input size, from the benchmark rows."""
+    best = fastest_to_predict(summaries, c.key.model, c.key.input_size)
+    if best is None:
+        return Cell(DASH, "muted", "no inference benchmark of this model and size")
+    throughput = best.best_throughput
+    hint = "single-stream (batch 1) p50 latency, median of repeats"
+    if throughput:
+        hint += f"; best offline throughput {throughput[1].median:,.0f} img/s at batch {throughput[0]}"
+    return Cell(f"{best.engine} ({best.latency_p50_ms.median:.3g} ms)", hint=hint)
+
+
+def _most_accurate_cell(c: Comparison) -> Cell:
+    accurate = [f for f in c.frameworks if f.test_acc is not None]
+    if len(accurate) < 2:
+        return Cell(DASH + " (one framework)" if accurate else DASH, "muted")
+    best = max(accurate, key=lambda f: f.test_acc.mean)
+    if no_better(best.test_acc.mean, c.baseline):
+        return Cell("none beats the baseline", "bad")
+    return Cell(f"{best.framework} ({pct_value(best.test_acc.mean)} %)")
+
+
+def _acc_cell(c: Comparison, fw: str, best: float | None) -> Cell:
+    result = c.result(fw)
+    if result is None or result.test_acc is None:
+        return Cell(DASH, "muted")
+    text = f"{pct(result.test_acc)} (n={result.test_acc.n})"
+    if no_better(result.test_acc.mean, c.baseline):
+        return Cell(f"{text} ⚠ ≤ baseline", "bad", "no better than always predicting the majority class")
+    tone = "best" if len(c.frameworks) > 1 and result.test_acc.mean == best else ""
+    return Cell(text, tone, numeric=True)
+
+
+def _metric_cells(c: Comparison, frameworks: Sequence[str], name: str, digits: int = 1) -> list[Cell]:
     cells = []
     for fw in frameworks:
         result = c.result(fw)
-        stat = result.test_balanced_acc if result else None
-        cells.append(Cell(pct(stat), "" if stat else "muted", numeric=True))
+        stat = getattr(result, name) if result else None
+        cells.append(Cell(pct(stat, digits), "" if stat else "muted", numeric=True))
     return cells
 
 
-def glance_table(comparisons: Sequence[Comparison]) -> Table:
-    """One row per comparison: every framework's test ACC (and balanced ACC, where stored), the spread and
-    the 1.5-point verdict, the speed; a Variant column when an experiment's variants are compared."""
+def _baseline_cell(c: Comparison) -> Cell:
+    if c.baseline is None:
+        return Cell(DASH, "muted", "the runs stored no per-class test counts")
+    return Cell(
+        pct_value(c.baseline.acc), "muted", "always predicting " + c.baseline.describe(), numeric=True
+    )
+
+
+def glance_table(comparisons: Sequence[Comparison], summaries: Sequence = ()) -> Table:
+    """One row per comparison, the verdict first (the criterion, the most accurate, the fastest to train and
+    to predict), then every framework's test ACC, the majority-class baseline, AUC and balanced ACC; a
+    Variant column when an experiment's variants are compared. ``summaries``: the inference benchmark's."""
     frameworks = sorted({f.framework for c in comparisons for f in c.frameworks}, key=framework_sort_key)
     variants = any(c.variant_label for c in comparisons)
     balanced = any(f.test_balanced_acc for c in comparisons for f in c.frameworks)
+    auc = any(f.test_auc for c in comparisons for f in c.frameworks)
+    predict = bool(summaries)
     headers = (
         "Dataset",
         "Size",
         "Model",
         *(("Variant",) if variants else ()),
+        f"≤ {SPREAD_CRITERION_POINTS:g} pts",
+        "ACC spread",
+        "Most accurate",
+        "Fastest to train (s/epoch)",
+        "Slowest ÷ fastest",
+        *(("Fastest to predict (batch 1)",) if predict else ()),
         "Data",
         *(f"{fw} ACC %" for fw in frameworks),
+        "Majority-class ACC %",
+        *(f"{fw} AUC %" for fw in frameworks if auc),
         *(f"{fw} bal. ACC %" for fw in frameworks if balanced),
-        "ACC spread",
-        f"≤ {SPREAD_CRITERION_POINTS:g} pts",
-        "Fastest (s/epoch)",
-        "Slowest ÷ fastest",
     )
     rows = []
     for c in comparisons:
         best = max((f.test_acc.mean for f in c.frameworks if f.test_acc), default=None)
-        acc_cells = []
-        for fw in frameworks:
-            result = c.result(fw)
-            if result is None or result.test_acc is None:
-                acc_cells.append(Cell(DASH, "muted"))
-                continue
-            tone = "best" if len(c.frameworks) > 1 and result.test_acc.mean == best else ""
-            acc_cells.append(Cell(f"{pct(result.test_acc)} (n={result.test_acc.n})", tone, numeric=True))
         variant = (Cell(c.variant_label or DASH, "" if c.variant_label else "muted", c.variant_settings),)
+        spread, verdict = spread_cells(c)
         rows.append(
             Row(
                 (
@@ -209,15 +288,37 @@ def glance_table(comparisons: Sequence[Comparison]) -> Table:
                     Cell(c.key.size_label),
                     Cell(c.key.model),
                     *(variant if variants else ()),
-                    _source_cell(c),
-                    *acc_cells,
-                    *(_balanced_cells(c, frameworks) if balanced else ()),
-                    *spread_cells(c),
+                    verdict,
+                    spread,
+                    _most_accurate_cell(c),
                     *_speed_cells(c),
+                    *((_predict_cell(c, summaries),) if predict else ()),
+                    _source_cell(c),
+                    *(_acc_cell(c, fw, best) for fw in frameworks),
+                    _baseline_cell(c),
+                    *(_metric_cells(c, frameworks, "test_auc", 2) if auc else ()),
+                    *(_metric_cells(c, frameworks, "test_balanced_acc") if balanced else ()),
                 )
             )
         )
     return Table(headers, tuple(rows), name="glance")
+
+
+def glance_notes(comparisons: Sequence[Comparison]) -> list[Note]:
+    """A warning per comparison where a framework does no better than the majority-class baseline."""
+    notes = []
+    for c in comparisons:
+        weak = [f.framework for f in c.frameworks if f.test_acc and no_better(f.test_acc.mean, c.baseline)]
+        if weak:
+            notes.append(
+                Note(
+                    f"⚠ {c.title}: {', '.join(weak)} no better than always predicting the majority class "
+                    f"(ACC {pct_value(c.baseline.acc)} %): such a model has learnt nothing the label counts "
+                    "do not already say.",
+                    "bad",
+                )
+            )
+    return notes
 
 
 def how_to_read() -> Section:
@@ -251,10 +352,15 @@ def _status_text(f: FrameworkResult, unfinished: Sequence[RunRecord]) -> str:
 
 
 def _framework_row(
-    f: FrameworkResult, best_acc: float | None, several: bool, unfinished: Sequence[RunRecord] = ()
+    f: FrameworkResult,
+    best_acc: float | None,
+    several: bool,
+    unfinished: Sequence[RunRecord] = (),
+    baseline: Baseline | None = None,
 ) -> Row:
-    tone = "best" if several and f.test_acc and f.test_acc.mean == best_acc else ""
-    status = _status_text(f, unfinished)
+    weak = f.test_acc is not None and no_better(f.test_acc.mean, baseline)
+    tone = "bad" if weak else ("best" if several and f.test_acc and f.test_acc.mean == best_acc else "")
+    status = _status_text(f, unfinished) + ("; ⚠ no better than the majority class" if weak else "")
     seeds = f"{len(f.runs)} ({', '.join(map(str, f.seeds))})" if f.seeds else str(len(f.runs))
     return Row(
         (
@@ -274,14 +380,40 @@ def _framework_row(
     )
 
 
+def _baseline_row(baseline: Baseline) -> Row:
+    """The majority-class baseline as a row of the verdict table: what a model that learnt nothing scores."""
+    return Row(
+        (
+            Cell("majority-class baseline", hint="always predicting " + baseline.describe()),
+            Cell(DASH),
+            Cell(pct_value(baseline.acc), numeric=True),
+            Cell(DASH),
+            Cell(pct_value(baseline.auc, 2), numeric=True),
+            Cell(DASH),
+            Cell(pct_value(baseline.balanced_acc), numeric=True),
+            *(Cell(DASH) for _ in range(4)),
+            Cell(f"always “{baseline.majority}”", "muted", "predicts " + baseline.describe()),
+        ),
+        kind="baseline",
+    )
+
+
+def reference_status(ref: Reference) -> str:
+    """The status column, figure by figure where ACC and AUC differ: a figure marked "(unverified)" never
+    sits beside a bare "verified-quoted" (``verified-quoted (acc)`` verifies the ACC only)."""
+    if ref.acc_unverified:
+        return "⚠ unverified"
+    if ref.auc_unverified:
+        return "ACC verified-quoted; ⚠ AUC unverified"
+    return ref.status
+
+
 def _reference_row(ref: Reference, same_model: bool) -> Row:
     label = f"published · {ref.paper} · {ref.model}" + ("" if same_model else " (other model)")
     acc = pct_value(ref.test_acc) + (" (unverified)" if ref.acc_unverified else "")
-    auc = pct_value(ref.test_auc, 2) + (
-        " (unverified)" if ref.auc_unverified and not ref.acc_unverified else ""
-    )
+    auc = pct_value(ref.test_auc, 2) + (" (unverified)" if ref.auc_unverified else "")
     status_tone = "warn" if ref.acc_unverified or ref.auc_unverified else "muted"
-    status = ("⚠ " if ref.acc_unverified or ref.auc_unverified else "") + ref.status
+    status = reference_status(ref)
     hint = "; ".join(x for x in (ref.source, ref.note) if x)
     return Row(
         (
@@ -289,7 +421,7 @@ def _reference_row(ref: Reference, same_model: bool) -> Row:
             Cell(DASH),
             Cell(acc, "warn" if ref.acc_unverified else "", numeric=True),
             Cell(DASH),
-            Cell(auc, numeric=True),
+            Cell(auc, "warn" if ref.auc_unverified else "", numeric=True),
             *(Cell(DASH) for _ in range(6)),  # the papers give ACC and AUC only, and no timings
             Cell(status, status_tone, hint=ref.note),
         ),
@@ -316,7 +448,9 @@ VERDICT_HEADERS = (
 def verdict_table(c: Comparison, refs: list[Reference], same_model: bool) -> Table:
     """The frameworks side by side, then the published figures for the same dataset (and model)."""
     best = max((f.test_acc.mean for f in c.frameworks if f.test_acc), default=None)
-    rows = [_framework_row(f, best, len(c.frameworks) > 1, c.failed) for f in c.frameworks]
+    rows = [_framework_row(f, best, len(c.frameworks) > 1, c.failed, c.baseline) for f in c.frameworks]
+    if c.baseline is not None:
+        rows.append(_baseline_row(c.baseline))
     rows += [_reference_row(r, same_model) for r in refs]
     return Table(VERDICT_HEADERS, tuple(rows), name="verdict")
 
@@ -335,6 +469,7 @@ def _comparison_notes(c: Comparison, refs: list[Reference], same_model: bool) ->
                 "good" if c.within_criterion else "bad",
             )
         )
+    notes += _baseline_notes(c)
     data = f"Data: {key.source.label(key.dataset)}."
     if key.source.note:
         data += f" Loader's note: {key.source.note}."
@@ -377,21 +512,46 @@ def _comparison_notes(c: Comparison, refs: list[Reference], same_model: bool) ->
     return notes
 
 
+def _baseline_notes(c: Comparison) -> list[Note]:
+    """Which runs do no better than the majority-class baseline, by framework and seed."""
+    if c.baseline is None:
+        return []
+    notes = []
+    for f in c.frameworks:
+        weak = [r.seed for r in f.runs if no_better(metric(r, "test_acc"), c.baseline)]
+        if weak:
+            seeds = ", ".join(str(s) for s in weak)
+            notes.append(
+                Note(
+                    f"⚠ {f.framework}: {len(weak)} of {len(f.runs)} run(s) (seed {seeds}) no better than the "
+                    f"majority-class baseline ({pct_value(c.baseline.acc)} % ACC by predicting "
+                    f"{c.baseline.describe()}).",
+                    "bad",
+                )
+            )
+    return notes
+
+
 # Per-epoch figures of the stored history: key, plot label, what the caption says.
-CURVES: tuple[tuple[str, str, str], ...] = (
-    ("val_auc", "validation AUC", "Validation AUC per epoch (the checkpoint-selection metric)"),
-    ("train_loss", "training loss", "Training loss per epoch"),
+# The scale turns a stored fraction into the report's percent.
+CURVES: tuple[tuple[str, str, str, float], ...] = (
+    ("val_auc", "validation AUC (%)", "Validation AUC per epoch, % (the checkpoint-selection metric)", 100.0),
+    ("train_loss", "training loss", "Training loss per epoch", 1.0),
 )
 
 
-def _curves(c: Comparison, key: str) -> dict[str, list[list[tuple[int, float]]]]:
+def _curves(c: Comparison, key: str, scale: float = 1.0) -> dict[str, list[list[tuple[int, float]]]]:
     """Per framework, one (epoch, value) list per seed from the stored ``history``."""
     curves = {}
     for f in c.frameworks:
         seeds = []
         for run in f.runs:
             history = metric(run, "history") or []
-            points = [(int(h["epoch"]), h[key]) for h in history if "epoch" in h and h.get(key) is not None]
+            points = [
+                (int(h["epoch"]), h[key] * scale)
+                for h in history
+                if "epoch" in h and isinstance(h.get(key), (int, float))
+            ]
             if points:
                 seeds.append(points)
         if seeds:
@@ -401,17 +561,20 @@ def _curves(c: Comparison, key: str) -> dict[str, list[list[tuple[int, float]]]]
 
 def curve_figures(c: Comparison, names: _Names) -> list[Figure]:
     figures = []
-    for key, label, caption in CURVES:
-        curves = _curves(c, key)
+    for key, label, caption, scale in CURVES:
+        curves = _curves(c, key, scale)
         if not curves:
             continue
+        title = label.removesuffix(" (%)")
         png = plots.training_curves(
-            curves, title=f"{label[0].upper()}{label[1:]} per epoch · {c.title}", ylabel=label
+            curves, title=f"{title[0].upper()}{title[1:]} per epoch · {c.title}", ylabel=label
         )
+        several = any(len(seeds) > 1 for seeds in curves.values())
+        spread = "mean over seeds, band = min–max" if several else "one seed per framework, so no band"
         figures.append(
             Figure(
                 names(f"{c.title} {key}"),
-                f"{caption}: mean over seeds, band = min–max.",
+                f"{caption}: {spread}.",
                 png,
                 f"{label} per epoch, {c.title}",
             )
@@ -588,7 +751,10 @@ def accuracy_figures(comparisons: Sequence[Comparison], dataset: str, names: _Na
         figures.append(
             Figure(
                 names(f"{labels[curve]} acc vs size"),
-                "Mean test ACC over seeds per framework; error bars ±1 standard deviation.",
+                _spread_caption(
+                    "Mean test ACC over seeds per framework",
+                    [p.std for points in ordered.values() for p in points],
+                ),
                 png,
                 f"Test accuracy vs image size, {labels[curve]}",
             )
@@ -611,12 +777,23 @@ def time_figure(comparisons: Sequence[Comparison], dataset: str, names: _Names) 
         title=f"Training time per epoch · {dataset}",
         ylabel="seconds per epoch",
     )
-    caption = "Mean over seeds, error bars ±1 standard deviation; lower is faster."
+    caption = (
+        _spread_caption("Mean over seeds", [e for es in errors.values() for e in es]) + " Lower is faster."
+    )
     if any(c.machines > 1 for c in timed) or len({c.machines for c in timed}) > 1:
         caption += " Some groups ran on several machines: see Environment."
     return Figure(
         names(f"{dataset} seconds per epoch"), caption, png, f"Seconds per epoch per framework, {dataset}"
     )
+
+
+def _spread_caption(what: str, stds: Sequence[float | None]) -> str:
+    """``what`` and what its error bars are: ±1 std where several seeds exist, none for a single seed."""
+    if all(s is None for s in stds):
+        return f"{what}; one seed each, so no error bars."
+    if any(s is None for s in stds):
+        return f"{what}; error bars ±1 standard deviation over seeds, none where one seed ran."
+    return f"{what}; error bars ±1 standard deviation over seeds."
 
 
 def _mean(result: FrameworkResult | None, name: str) -> float | None:
@@ -690,14 +867,22 @@ def environment_section(runs: Sequence[RunRecord]) -> Section:
         )
         for g in machines
     )
-    s_headers = ("Framework", "Versions", "Device", "Threads", "Precision", "Thread variables", "Runs")
+    s_headers = (
+        "Framework",
+        "Used for",
+        "Versions",
+        "Device",
+        "Threads",
+        "Precision",
+        "Thread variables",
+        "Runs",
+    )
     s_rows = tuple(
         Row(
             (
-                *(
-                    Cell(g.fields[k])
-                    for k in ("framework", "versions", "device", "threads", "precision", "variables")
-                ),
+                Cell(g.fields["framework"]),
+                Cell(", ".join(g.uses)),
+                *(Cell(g.fields[k]) for k in ("versions", "device", "threads", "precision", "variables")),
                 Cell(str(len(g.runs)), numeric=True),
             )
         )
@@ -789,9 +974,11 @@ def build_document(
     for c in comparisons:
         by_dataset[c.key.dataset].append(c)
     datasets = sorted({r.dataset for r in runs if r.dataset})
+    summaries = inference_summaries(runs)
     sections = []
     if comparisons:
-        sections.append(Section("At a glance", "glance", [glance_table(comparisons)]))
+        glance = [glance_table(comparisons, summaries), *glance_notes(comparisons)]
+        sections.append(Section("At a glance", "glance", glance))
     else:
         sections.append(
             Section("At a glance", "glance", [Note("No completed training run matches.", "warn")])

@@ -24,16 +24,18 @@ CSS = """
 body { margin: 0; color: var(--fg); background: #fff; line-height: 1.45;
        font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 main { max-width: 1440px; margin: 0 auto; padding: 20px 28px 60px; }
+@media (max-width: 640px) { main { padding: 12px 12px 40px; } h1 { font-size: 20px; } }
 h1 { font-size: 24px; margin: 4px 0 12px; }
 h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
 h3 { font-size: 15.5px; margin: 26px 0 8px; }
 a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 0 0 12px;
+dl.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 14px; margin: 0 0 12px;
            padding: 10px 14px; background: var(--bg-alt); border: 1px solid var(--line); border-radius: 6px; }
-dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-all; }
-nav.toc { margin: 10px 0 4px; font-size: 13px; }
-nav.toc a { margin-right: 14px; white-space: nowrap; }
-.table-wrap { overflow-x: auto; margin: 8px 0 10px; }
+dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+nav.toc { margin: 10px 0 4px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 4px 14px; }
+nav.toc a { white-space: nowrap; }
+/* A wide table scrolls inside its own box; the page itself never scrolls sideways. */
+.table-wrap { overflow-x: auto; margin: 8px 0 10px; max-width: 100%; }
 table { border-collapse: collapse; font-size: 13px; min-width: 50%; }
 caption { text-align: left; font-weight: 600; padding: 4px 0 6px; color: var(--muted); caption-side: top; }
 th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
@@ -41,6 +43,7 @@ th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; border-bo
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:hover td { background: #f0f4fb; }
 tr.ref td { background: var(--ref-bg); color: #3c3552; font-style: italic; }
+tr.baseline td { background: #f4f4f4; color: #4a525c; }
 td.good { color: var(--good); font-weight: 600; } td.bad { color: var(--bad); font-weight: 700; }
 td.warn { background: var(--warn-bg) !important; color: var(--warn); }
 td.muted { color: var(--muted); } td.best { font-weight: 700; }
@@ -48,20 +51,31 @@ td[title] { cursor: help; }
 table.t-glance td, table.t-bench td { white-space: nowrap; }
 table.t-glance th, table.t-verdict th, table.t-recall th { white-space: normal; }
 table.t-glance th, table.t-glance td { padding: 5px 5px; }
-table.t-verdict td:first-child { min-width: 9em; }
+/* The subject stays in view while the rest of a wide table scrolls under it. */
+table.t-glance td:first-child, table.t-glance th:first-child, table.t-verdict td:first-child,
+table.t-verdict th:first-child { position: sticky; left: 0; z-index: 1; background: #fff; }
+table.t-glance th:first-child, table.t-verdict th:first-child { background: var(--bg-alt); }
+table.t-verdict tr.ref td:first-child { background: var(--ref-bg); }
+table.t-verdict tr.baseline td:first-child { background: #f4f4f4; }
+table.t-verdict td:first-child { min-width: 9em; max-width: 16em; }
 table.t-bench td:last-child { white-space: normal; min-width: 16em; }
-p.note { margin: 4px 0; padding: 3px 10px; border-left: 3px solid var(--line); color: #38414c; }
+p.note { margin: 4px 0; padding: 3px 10px; border-left: 3px solid var(--line); color: #38414c;
+         overflow-wrap: anywhere; }
 p.note.warn { border-color: #e0a800; background: var(--warn-bg); color: #5c3d00; }
 p.note.good { border-color: var(--good); color: var(--good); font-weight: 600; }
 p.note.bad { border-color: var(--bad); color: var(--bad); font-weight: 600; }
 p.note.muted { color: var(--muted); }
-.figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px;
+/* Two columns where they fit, one below ~1000 px: min(100%, ...) lets a column shrink below its minimum
+   on a phone instead of overflowing the page. */
+.figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); gap: 14px;
         margin: 12px 0; }
 figure.wide { grid-column: 1 / -1; }
-figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; }
+figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff;
+         min-width: 0; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; }
 details { margin: 8px 0; } summary { cursor: pointer; color: var(--accent); font-size: 13px; }
+h2, h3 { overflow-wrap: anywhere; }
 section.comparison { border-top: 1px dashed var(--line); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """

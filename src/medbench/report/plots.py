@@ -13,25 +13,14 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-# One colour and marker per framework, the same in every plot; markers keep the lines apart in grey print.
-STYLES: dict[str, tuple[str, str]] = {
-    "torch": ("#e4572e", "o"),
-    "jax": ("#2d6cdf", "s"),
-    "keras": ("#2a9d59", "^"),
-}
-# Any other name (a framework added later): the remaining tab10 colours and other markers, in order.
-_FALLBACK_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-_FALLBACK_MARKERS = ("D", "v", "P", "X", "<", ">")
+from medbench.report.style import framework_style
+
 WIDTH_IN, HEIGHT_IN, DPI = 6.4, 3.5, 110
 
 
-def style(name: str, index: int = 0) -> tuple[str, str]:
-    """(colour, marker) of a framework; unknown names take the fallbacks by their index."""
-    if name in STYLES:
-        return STYLES[name]
-    return _FALLBACK_COLOURS[index % len(_FALLBACK_COLOURS)], _FALLBACK_MARKERS[
-        index % len(_FALLBACK_MARKERS)
-    ]
+def style(name: str) -> tuple[str, str]:
+    """(colour, marker) of a framework, the same in every plot (see :mod:`medbench.report.style`)."""
+    return framework_style(name)
 
 
 def _new(width: float = WIDTH_IN, height: float = HEIGHT_IN, *, margins: bool = True) -> Figure:
@@ -87,26 +76,30 @@ def accuracy_vs_size(
 ) -> bytes:
     """Lines of mean test ACC per framework over image sizes, with ±1 std error bars over seeds.
 
-    Sizes are spaced evenly (28, 64, 128, 224 are not linear steps); ticks carry the size labels.
+    A point from one seed has no standard deviation and gets no error bar (a zero-height cap would read as
+    "no spread", which one seed cannot tell). Sizes are spaced evenly (28, 64, 128, 224 are not linear
+    steps); ticks carry the size labels.
     """
     fig = _new()
     ax = fig.subplots()
     positions = sorted({(p.x, p.label) for points in series.values() for p in points})
     index = {key: i for i, key in enumerate(positions)}
-    for i, (name, points) in enumerate(series.items()):
-        colour, marker = style(name, i)
+    for name, points in series.items():
+        colour, marker = style(name)
         points = sorted(points, key=lambda p: p.x)
         xs = [index[(p.x, p.label)] for p in points]
-        ax.errorbar(
-            xs,
-            [p.mean for p in points],
-            yerr=[p.std or 0.0 for p in points],
-            label=name,
-            color=colour,
-            marker=marker,
-            capsize=3,
-            linewidth=1.5,
-        )
+        ax.plot(xs, [p.mean for p in points], label=name, color=colour, marker=marker, linewidth=1.5)
+        spread = [(x, p) for x, p in zip(xs, points, strict=True) if p.std is not None]
+        if spread:
+            ax.errorbar(
+                [x for x, _ in spread],
+                [p.mean for _, p in spread],
+                yerr=[p.std for _, p in spread],
+                fmt="none",
+                ecolor=colour,
+                capsize=3,
+                linewidth=1.2,
+            )
     ax.set_xticks(range(len(positions)), [label for _, label in positions])
     ax.set_xlim(-0.5, len(positions) - 0.5)
     _finish(ax, title=title, xlabel="image size (px)", ylabel=ylabel)
@@ -135,11 +128,28 @@ def grouped_bars(
     if log is None:
         log = bool(finite) and max(finite) / min(finite) > 30
     for i, name in enumerate(names):
-        colour, _ = style(name, i)
+        colour, _ = style(name)
         offsets = [g + (i - (len(names) - 1) / 2) * width for g in range(len(groups))]
         heights = [v if v is not None else math.nan for v in values[name]]
-        err = [e or 0.0 for e in errors[name]] if errors and name in errors else None
-        ax.bar(offsets, heights, width=width * 0.95, color=colour, label=name, yerr=err, capsize=2)
+        ax.bar(offsets, heights, width=width * 0.95, color=colour, label=name)
+        # Error bars only where a spread exists (several seeds): none rather than a flat cap for n=1.
+        spread = [
+            (x, h, e)
+            for x, h, e in zip(
+                offsets, heights, (errors or {}).get(name) or [None] * len(groups), strict=True
+            )
+            if e is not None and math.isfinite(h)
+        ]
+        if spread:
+            ax.errorbar(
+                [x for x, _, _ in spread],
+                [h for _, h, _ in spread],
+                yerr=[e for _, _, e in spread],
+                fmt="none",
+                ecolor="#222222",
+                capsize=2,
+                linewidth=1,
+            )
     ax.set_xticks(
         range(len(groups)),
         groups,
@@ -162,8 +172,8 @@ def training_curves(
     """Per framework: the mean over seeds of a per-epoch figure, with the min-max band over seeds."""
     fig = _new()
     ax = fig.subplots()
-    for i, (name, seeds) in enumerate(curves.items()):
-        colour, marker = style(name, i)
+    for name, seeds in curves.items():
+        colour, marker = style(name)
         by_epoch: dict[int, list[float]] = {}
         for seed_curve in seeds:
             for epoch, value in seed_curve:
@@ -174,6 +184,8 @@ def training_curves(
         epochs = sorted(by_epoch)
         means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]
         ax.plot(epochs, means, color=colour, marker=marker, markersize=3, label=f"{name} (n={len(seeds)})")
+        if len(seeds) < 2:
+            continue  # a band needs two seeds
         ax.fill_between(
             epochs,
             [min(by_epoch[e]) for e in epochs],
@@ -212,15 +224,15 @@ def confusion_matrices(matrices: Sequence[Matrix], *, title: str) -> bytes:
     for ax, m in zip(axes, matrices, strict=True):
         counts = [list(map(int, row)) for row in m.counts]
         k = len(counts)
-        recall = [[c / max(1, sum(row)) for c in row] for row in counts]
-        image = ax.imshow(recall, cmap="Blues", vmin=0.0, vmax=1.0)
+        recall = [[100 * c / max(1, sum(row)) for c in row] for row in counts]  # percent, as everywhere
+        image = ax.imshow(recall, cmap="Blues", vmin=0.0, vmax=100.0)
         if k <= 12:  # beyond that the numbers overlap; the colours still tell the story
             size = 7 if k <= 8 else 6
             for r in range(k):
                 for c in range(k):
                     if not counts[r][c]:
                         continue  # zeros are noise to read (and a third of the drawing time)
-                    colour = "white" if recall[r][c] > 0.6 else "#222222"
+                    colour = "white" if recall[r][c] > 60 else "#222222"
                     ax.text(c, r, str(counts[r][c]), ha="center", va="center", fontsize=size, color=colour)
         ax.set_xticks(range(k), [str(i) for i in range(k)], fontsize=7)
         ax.set_yticks(range(k), [str(i) for i in range(k)], fontsize=7)
@@ -229,7 +241,7 @@ def confusion_matrices(matrices: Sequence[Matrix], *, title: str) -> bytes:
     axes[0].set_ylabel("true", fontsize=8)
     if image is not None:
         bar_ax = fig.add_axes((1 - (cbar - 0.05) / width, 0.5 / 3.5 + 0.05, 0.15 / width, 0.7))
-        fig.colorbar(image, cax=bar_ax, label="recall (row-normalised)")
+        fig.colorbar(image, cax=bar_ax, label="recall, % (row-normalised)")
         bar_ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     return to_png(fig)
