@@ -341,3 +341,102 @@ def report_dir(store_path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
     write_report(store_path, out)
     return out
+
+
+# ---- what `medbench run quick` writes ------------------------------------------------------------------------
+# simple_cnn on BloodMNIST 28 px, one seed per framework; keras collapsed onto the majority class (neutrophil,
+# 1,393 of the official 3,421 test images); then one inference-benchmark row per engine (one size, batch 1 and
+# 64, one repeat), whose environment describes the engine (as medbench.bench.cell stores it), and the
+# benchmark's machine-peak row (framework "numpy", no environment).
+BLOOD_TEST_SUPPORT = (244, 624, 311, 579, 243, 284, 666, 470)  # the official test split, per class
+BLOOD_TRAIN_COUNTS = (852, 2181, 1085, 2026, 849, 993, 2330, 1643)
+QUICK_ACC = {"torch": 0.861, "jax": 0.857, "keras": None}  # None: the majority class for every image
+QUICK_ENGINES = {"torch-eager": "torch", "jax-jit": "jax", "keras-tf-xla": "keras"}
+
+
+def quick_metrics(framework: str) -> dict:
+    total = sum(BLOOD_TEST_SUPPORT)
+    majority = BLOOD_TRAIN_COUNTS.index(max(BLOOD_TRAIN_COUNTS))
+    acc = QUICK_ACC[framework]
+    m = metrics(acc if acc is not None else BLOOD_TEST_SUPPORT[majority] / total, 0)
+    if acc is None:
+        recall = [1.0 if i == majority else 0.0 for i in range(8)]
+        m.update(test_auc=0.5, test_balanced_accuracy=1 / 8, test_macro_f1=0.04)
+    else:
+        recall = class_recall(acc, 0, k=8)
+    m["test_task"] = "multi-class"
+    m["test_n_samples"] = total
+    m["test_per_class"] = {
+        "name": list(BLOOD_CLASSES),
+        "precision": [0.9] * 8,
+        "recall": recall,
+        "f1": [0.9] * 8,
+        "support": list(BLOOD_TEST_SUPPORT),
+    }
+    m["train_label_counts"] = {"n_samples": sum(BLOOD_TRAIN_COUNTS), "per_class": list(BLOOD_TRAIN_COUNTS)}
+    m["test_confusion_matrix"] = confusion(m["test_acc"], k=8)
+    return m
+
+
+def engine_environment(engine: str) -> dict:
+    """``capture_environment(extra={"engine": ..., "threads": ...})`` of a benchmark cell."""
+    env = environment(QUICK_ENGINES[engine])
+    framework = env.pop("framework")
+    env["engine"] = {"name": engine, **framework, "framework": QUICK_ENGINES[engine]}
+    env["threads"] = 2
+    return env
+
+
+def populate_quick(store: ResultsStore) -> None:
+    for framework in FRAMEWORKS:
+        config = run_config(framework, 28, 0, dataset="bloodmnist")
+        config["model"] = "simple_cnn"
+        run_id = store.start_run(
+            kind="train",
+            config=config,
+            framework=framework,
+            model="simple_cnn",
+            dataset="bloodmnist",
+            size=28,
+            seed=0,
+            experiment="quick",
+            dataset_provenance=official("bloodmnist", 28),
+            environment=environment(framework),
+        )
+        store.finish_run(run_id, metrics=quick_metrics(framework), timings=timings(framework, 0))
+    peak = store.start_run(kind="bench-peak", config={"benchmark": "matmul_peak"}, framework="numpy")
+    store.finish_run(peak, metrics={"peak_flops_per_s": 1.2e11})
+    for engine, framework in QUICK_ENGINES.items():
+        config = {**bench_config(engine, 28), "model": "simple_cnn", "dataset": "bloodmnist"}
+        config["batch_sizes"] = [1, 64]
+        run_id = store.start_run(
+            kind="bench",
+            config=config,
+            framework=framework,
+            model="simple_cnn",
+            dataset="bloodmnist",
+            size=28,
+            experiment="quick",
+        )
+        m = bench_metrics(engine, 28)
+        m = {k: v for k, v in m.items() if not k.startswith("b") or k.startswith("best")}
+        m.update(b1_images_per_s=1000 / m["latency_p50_ms"], b64_images_per_s=8000 / m["latency_p50_ms"])
+        store.finish_run(
+            run_id, metrics=m, timings={"measure_s": 1.0}, environment=engine_environment(engine)
+        )
+
+
+@pytest.fixture(scope="session")
+def quick_store_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("quick") / "results.sqlite"
+    populate_quick(ResultsStore(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def quick_report_dir(quick_store_path, tmp_path_factory) -> Path:
+    from medbench.report import write_report
+
+    out = tmp_path_factory.mktemp("quick-report")
+    write_report(quick_store_path, out)
+    return out

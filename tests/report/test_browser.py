@@ -7,6 +7,7 @@ The report itself carries no script. Install the browser with ``apt-get install 
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -122,3 +123,84 @@ def test_a_screenshot_shows_a_page(report_dir, tmp_path):
     assert image.size == (1400, 2400)
     low, high = image.getextrema()
     assert high - low > 100  # text and plots, not a blank page
+
+
+# Headless Chromium will not make a window narrower than 500 px, so the report is laid out in an iframe of the
+# width under test: its innerWidth and its media queries are those of a phone's viewport. The script then opens
+# every folded <details> (their tables must fit too) and lists each visible element that reaches past the
+# viewport's left or right edge, unless an ancestor scrolls or clips horizontally (a table's own scroll box),
+# and each image that did not decode.
+LAYOUT_SCRIPT = """<script>
+const frame = document.getElementById("page");
+frame.addEventListener("load", () => {
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  doc.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const width = win.innerWidth;
+  const clipped = (el) => {
+    for (let a = el.parentElement; a && a !== doc.body; a = a.parentElement) {
+      if (["auto", "scroll", "hidden", "clip"].includes(win.getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (typeof el.className === "string" && el.className ? "." + el.className.split(" ").join(".") : "") +
+    (el.dataset && el.dataset.table ? "[" + el.dataset.table + "]" : "");
+  const overflowing = [];
+  for (const el of doc.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if ((r.right > width + 0.5 || r.left < -0.5) && !clipped(el)) {
+      overflowing.push(name(el) + " " + Math.round(r.left) + ".." + Math.round(r.right));
+    }
+  }
+  const glance = doc.querySelector("table[data-table=glance]");
+  const verdict = glance ? Array.from(glance.tHead.rows[0].cells).find((c) => c.textContent.startsWith("≤")) : null;
+  const report = {
+    width: width,
+    scroll_width: doc.scrollingElement.scrollWidth,
+    overflowing: overflowing.slice(0, 20),
+    images: doc.images.length,
+    broken: Array.from(doc.images).filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt),
+    verdict_right: verdict ? verdict.getBoundingClientRect().right : null,
+  };
+  const out = document.createElement("pre");
+  out.id = "medbench-layout";
+  out.textContent = JSON.stringify(report);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def layout_at(report: Path, width: int, work: Path) -> dict:
+    """What the layout script found with the report in a viewport ``width`` px wide."""
+    page = (report / "report.html").read_text(encoding="utf-8")
+    frame = (
+        '<!DOCTYPE html><html><body style="margin:0">'
+        f'<iframe id="page" style="border:0;display:block" width="{width}" height="2000" '
+        f'srcdoc="{html.escape(page, quote=True)}"></iframe>{LAYOUT_SCRIPT}</body></html>'
+    )
+    checked = work / f"layout-{width}.html"
+    checked.write_text(frame, encoding="utf-8")
+    result = chromium(
+        f"--window-size={max(width, 500) + 40},2100",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        checked.as_uri(),
+        profile=work / f"profile-{width}",
+    )
+    match = re.search(r'<pre id="medbench-layout">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"no layout output from chromium (exit {result.returncode}): {result.stderr[-2000:]}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+@pytest.mark.parametrize("which", ["report_dir", "quick_report_dir"])
+def test_nothing_overflows_the_viewport_and_every_image_loads(which, width, request, tmp_path):
+    """A phone (390 px) and a desktop (1400 px): the page never scrolls sideways, only tables scroll inside
+    their own box, every plot decodes, and the glance table's verdict column is on the first screen."""
+    layout = layout_at(request.getfixturevalue(which), width, tmp_path)
+    assert layout["width"] == width  # the viewport under test
+    assert layout["scroll_width"] <= width, layout["overflowing"]
+    assert layout["overflowing"] == []
+    assert layout["images"] >= 4 and layout["broken"] == []
+    assert layout["verdict_right"] is not None and layout["verdict_right"] <= width

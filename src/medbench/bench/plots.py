@@ -83,7 +83,7 @@ def plot_latency_vs_size(cells: Sequence[CellSummary], model: str, path: str | P
     _readable_log_axis(ax.yaxis)
     ax.set_title(f"{model}: single-stream latency\n(median of repeats, bars min-max)", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
     return _save(fig, path)
 
 

@@ -360,7 +360,7 @@ def _framework_row(
 ) -> Row:
     weak = f.test_acc is not None and no_better(f.test_acc.mean, baseline)
     tone = "bad" if weak else ("best" if several and f.test_acc and f.test_acc.mean == best_acc else "")
-    status = _status_text(f, unfinished) + ("; ⚠ no better than the majority class" if weak else "")
+    status = _status_text(f, unfinished) + ("; ⚠ ≤ baseline" if weak else "")
     seeds = f"{len(f.runs)} ({', '.join(map(str, f.seeds))})" if f.seeds else str(len(f.runs))
     return Row(
         (
