@@ -381,8 +381,8 @@ def quick_metrics(framework: str) -> dict:
 def engine_environment(engine: str) -> dict:
     """``capture_environment(extra={"engine": ..., "threads": ...})`` of a benchmark cell."""
     env = environment(QUICK_ENGINES[engine])
-    framework = env.pop("framework")
-    env["engine"] = {"name": engine, **framework, "framework": QUICK_ENGINES[engine]}
+    info = {k: v for k, v in env.pop("framework").items() if k != "name"}  # versions, device, runtime
+    env["engine"] = {"name": engine, "framework": QUICK_ENGINES[engine], **info}
     env["threads"] = 2
     return env
 
