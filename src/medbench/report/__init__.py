@@ -5,7 +5,9 @@ Modules (none imports a deep-learning framework):
 - ``aggregate``: runs grouped into comparisons (dataset, size, model, recipe, data source) and pooled over
   seeds; the 1.5-point ACC criterion; environments grouped.
 - ``references``: the published MedMNIST v2 / MedMNIST+ figures, with their status, matched to groups.
-- ``plots``: matplotlib (Agg) figures as PNG bytes.
+- ``baseline``: the majority-class baseline each comparison is measured against.
+- ``plots``: matplotlib (Agg) figures as PNG bytes; ``style``: one colour and marker per framework, shared
+  with the inference benchmark's plots.
 - ``bench``: the inference-benchmark section (``kind="bench"`` rows).
 - ``document``: the report as data; ``build`` fills it; ``html`` and ``markdown`` render it.
 """

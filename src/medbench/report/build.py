@@ -116,8 +116,8 @@ KIND_NAMES: dict[str, str] = {
 
 
 def run_counts(runs: Sequence[RunRecord]) -> str:
-    """``22: 13 training (11 completed, 1 failed, 1 interrupted); 7 inference benchmark (...)``: every row
-    counted once, by kind then status, so the parts add up to the total."""
+    """``22 = 13 training (11 completed, 1 failed, 1 interrupted) + 9 inference benchmark (...)``: every
+    row counted once, by kind then status, so the parts add up to the total."""
     by_kind: dict[str, list[str]] = defaultdict(list)
     for r in runs:
         by_kind[r.kind].append(r.status)
@@ -129,7 +129,9 @@ def run_counts(runs: Sequence[RunRecord]) -> str:
             f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses, key=_status_order))
         )
         parts.append(f"{len(statuses)} {KIND_NAMES.get(kind, kind)} ({counts})")
-    return f"{len(runs)}: " + "; ".join(parts) if parts else "0"
+    if len(parts) < 2:
+        return parts[0] if parts else "0"
+    return f"{len(runs)} = " + " + ".join(parts)
 
 
 def _status_order(status: str) -> tuple[int, str]:
@@ -228,7 +230,9 @@ def _acc_cell(c: Comparison, fw: str, best: float | None) -> Cell:
         return Cell(DASH, "muted")
     text = f"{pct(result.test_acc)} (n={result.test_acc.n})"
     if no_better(result.test_acc.mean, c.baseline):
-        return Cell(f"{text} ⚠ ≤ baseline", "bad", "no better than always predicting the majority class")
+        return Cell(
+            f"{text} ⚠ ≤ baseline", "bad", "no better than always predicting the majority class", numeric=True
+        )
     tone = "best" if len(c.frameworks) > 1 and result.test_acc.mean == best else ""
     return Cell(text, tone, numeric=True)
 
@@ -330,11 +334,16 @@ def how_to_read() -> Section:
         "ACC is the mean of the per-class recalls (for multi-label tasks, the mean over labels of "
         "(sensitivity + specificity) / 2), macro F1 the unweighted mean of the per-class F1 scores, and the "
         "per-class recall tables show which classes a model misses.",
+        "The majority-class baseline is what a model that learnt nothing scores: it predicts the most "
+        "frequent training class for every test image (for multi-label tasks, each label's majority value); "
+        "its AUC is 50 by definition. A run no better than it is flagged ⚠ and never shown as the best.",
         f"Frameworks agree when their mean test ACCs lie within {SPREAD_CRITERION_POINTS:g} percentage "
         "points (the ACC spread is the largest mean minus the smallest).",
         "s/epoch is training time over epochs, evaluation excluded; train img/s is the steady-state step "
-        "rate (the first, compiling step excluded, which is shown apart as 'first step'). Times compare "
-        "only between runs on the same machine (see Environment).",
+        "rate (the first, compiling step excluded, which is shown apart as 'first step'). 'Fastest to "
+        "predict' is the inference engine with the lowest single-stream (batch 1) median latency in the "
+        "inference benchmark, among those whose outputs passed the correctness check. Times compare only "
+        "between runs on the same machine (see Environment).",
     ]
     return Section("How to read this report", "how-to-read", [Note(t) for t in text])
 

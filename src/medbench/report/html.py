@@ -58,6 +58,8 @@ table.t-glance th:first-child, table.t-verdict th:first-child { background: var(
 table.t-verdict tr.ref td:first-child { background: var(--ref-bg); }
 table.t-verdict tr.baseline td:first-child { background: #f4f4f4; }
 table.t-verdict td:first-child { min-width: 9em; max-width: 16em; }
+/* Figures stay on one line (the table scrolls in its box); only the label column wraps. */
+table.t-verdict td { white-space: nowrap; } table.t-verdict td:first-child { white-space: normal; }
 table.t-bench td:last-child { white-space: normal; min-width: 16em; }
 p.note { margin: 4px 0; padding: 3px 10px; border-left: 3px solid var(--line); color: #38414c;
          overflow-wrap: anywhere; }
@@ -73,6 +75,10 @@ figure.wide { grid-column: 1 / -1; }
 figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff;
          min-width: 0; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+/* Side-by-side panels (confusion matrices) would shrink to illegible on a phone: below 640 px they keep
+   that width and scroll inside their own box instead. */
+.fig-scroll { overflow-x: auto; }
+figure.wide img { min-width: 640px; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 4px; }
 details { margin: 8px 0; } summary { cursor: pointer; color: var(--accent); font-size: 13px; }
 h2, h3 { overflow-wrap: anywhere; }
@@ -124,6 +130,8 @@ def render_figure(figure: Figure) -> str:
     css = ' class="wide"' if figure.wide else ""
     # No loading="lazy": a figure folded in <details> or far down must still load for print and for checks.
     image = f'<img src="{data_uri(figure.png)}" alt="{_attr(figure.alt)}" width="{width}" height="{height}">'
+    if figure.wide:
+        image = f'<div class="fig-scroll">{image}</div>'
     caption = f"<figcaption>{escape(figure.caption)}</figcaption>"
     return f'<figure id="fig-{_attr(figure.name)}"{css}>{image}{caption}</figure>'
 

@@ -44,6 +44,8 @@ def render_figure(figure: Figure) -> str:
 def render_note(note: Note) -> str:
     if note.tone == "warn":
         return f"> **⚠** {escape_text(note.text)}"
+    if note.tone == "bad":  # a failed criterion, a run no better than the baseline: its text says so
+        return f"> **{escape_text(note.text)}**"
     return escape_text(note.text)
 
 
