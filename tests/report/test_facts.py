@@ -146,10 +146,30 @@ def test_a_run_above_the_baseline_is_still_bolded(tmp_path):
     assert [row.cells[0].text for row in verdict.rows if row.cells[0].tone == "best"] == ["jax"]
 
 
-def test_one_seed_captions_say_no_error_bars(document):
-    captions = [f.caption for f in document.figures()]
-    assert not any("±1 standard deviation" in c for c in captions)
-    assert any("one seed each, so no error bars" in c for c in captions)
+def test_one_seed_and_one_repeat_captions_say_no_error_bars(document):
+    captions = {f.name: f.caption for f in document.figures()}
+    assert not any("±1 standard deviation" in c or "bars min–max" in c for c in captions.values())
+    assert "one seed each, so no error bars" in captions["bloodmnist-seconds-per-epoch"]
+    assert "one repeat, so no bars" in captions["bench-simple-cnn-throughput"]
+    assert "bench-simple-cnn-latency-vs-size" not in captions  # one size: no line to draw
+
+
+def test_a_single_epoch_draws_no_training_curve(tmp_path):
+    store = ResultsStore(tmp_path / "one-epoch.sqlite")
+    run_id = store.start_run(
+        kind="train",
+        config=run_config("torch", 28, 0),
+        framework="torch",
+        model="resnet18",
+        dataset="pathmnist",
+        size=28,
+        seed=0,
+    )
+    m = quick_metrics("torch")
+    m["history"] = m["history"][:1]
+    store.finish_run(run_id, metrics=m, timings=timings("torch", 0))
+    document = build_document(store.list_runs(), store_path="s", references=())
+    assert [f.name for f in document.figures()] == ["pathmnist-28-px-resnet18-confusion"]
 
 
 def test_validation_auc_is_plotted_in_percent(quick_runs, monkeypatch):

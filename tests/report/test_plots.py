@@ -160,3 +160,15 @@ def test_training_curves_draw_a_band_only_over_several_seeds(caught):
     assert len(caught[-1].axes[0].collections) == 0  # no zero-width band for n=1
     plots.training_curves({"torch": [[(1, 97.0), (2, 98.0)], [(1, 96.0), (2, 98.5)]]}, title="t")
     assert len(caught[-1].axes[0].collections) == 1
+
+
+def test_one_benchmark_repeat_draws_no_min_max_bars_and_says_so(caught, tmp_path):
+    bench_plots.plot_latency_vs_size(_cells(sizes=(28, 64)), "simple_cnn", tmp_path / "l.png")
+    ax = caught[-1].axes[0]
+    assert _error_bars(ax) == [] and "one repeat" in ax.get_title()
+    repeated = aggregate(
+        [row(e, s, p50=p) for e in ("torch-eager", "jax-jit") for s in (28, 64) for p in (1.0, 1.5)]
+    )
+    bench_plots.plot_latency_vs_size(repeated, "simple_cnn", tmp_path / "l2.png")
+    ax = caught[-1].axes[0]
+    assert _error_bars(ax) == [2, 2] and "bars min-max" in ax.get_title()

@@ -34,6 +34,25 @@ def _pyplot():
     return plt
 
 
+def _line(
+    ax, xs: Sequence[float], summaries: Sequence[RepeatSummary], style: dict[str, Any], label: str
+) -> None:
+    """A line through the medians, with min-max bars only where several repeats give a range: a single
+    repeat has none, and a zero-height cap would read as "no spread"."""
+    ax.plot(xs, [s.median for s in summaries], label=label, **style)
+    ranged = [(x, s) for x, s in zip(xs, summaries, strict=True) if s.n > 1]
+    if ranged:
+        median, bars = _bars([s for _, s in ranged])
+        ax.errorbar([x for x, _ in ranged], median, yerr=bars, fmt="none", ecolor=style["color"], capsize=3)
+
+
+def _spread_note(summaries: Sequence[RepeatSummary]) -> str:
+    """What the bars are, for a title: none for a single repeat."""
+    if all(s.n == 1 for s in summaries):
+        return "one repeat, so no bars"
+    return "median of repeats, bars min-max"
+
+
 def _bars(summaries: Sequence[RepeatSummary]) -> tuple[list[float], list[list[float]]]:
     """Medians and the (below, above) distances to the min and max, as ``errorbar`` wants them."""
     median = [s.median for s in summaries]
@@ -75,13 +94,13 @@ def plot_latency_vs_size(cells: Sequence[CellSummary], model: str, path: str | P
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for engine in _engines(cells):
         points = sorted((c for c in cells if c.engine == engine), key=lambda c: c.size)
-        median, bars = _bars([c.latency_p50_ms for c in points])  # type: ignore[misc]
-        ax.errorbar([c.size for c in points], median, yerr=bars, capsize=3, label=engine, **styles[engine])
+        _line(ax, [c.size for c in points], [c.latency_p50_ms for c in points], styles[engine], engine)
     ax.set(xscale="log", yscale="log", xlabel="image size (px)", ylabel="p50 latency, batch 1 (ms, log)")
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.xaxis.set_minor_locator(plt.NullLocator())
     _readable_log_axis(ax.yaxis)
-    ax.set_title(f"{model}: single-stream latency\n(median of repeats, bars min-max)", fontsize=11)
+    spread = _spread_note([c.latency_p50_ms for c in cells])
+    ax.set_title(f"{model}: single-stream latency\n({spread})", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
     return _save(fig, path)
@@ -106,8 +125,7 @@ def plot_throughput_vs_batch(cells: Sequence[CellSummary], model: str, path: str
     for ax, size in zip(axes[0], sizes, strict=True):
         for c in (c for c in cells if c.size == size):
             measured = sorted(c.throughput)
-            median, bars = _bars([c.throughput[b] for b in measured])
-            ax.errorbar(measured, median, yerr=bars, capsize=3, label=c.engine, **styles[c.engine])
+            _line(ax, measured, [c.throughput[b] for b in measured], styles[c.engine], c.engine)
         ax.set(xscale="log", yscale="log", xlabel="batch size", title=f"{size} px")
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -122,7 +140,8 @@ def plot_throughput_vs_batch(cells: Sequence[CellSummary], model: str, path: str
     fig.legend(
         [handles[e] for e in ordered], ordered, loc="lower center", ncols=min(len(ordered), 4), fontsize=8
     )
-    fig.suptitle(f"{model}: offline throughput (median of repeats, bars min-max)", fontsize=11)
+    spread = _spread_note([t for c in cells for t in c.throughput.values()])
+    fig.suptitle(f"{model}: offline throughput ({spread})", fontsize=11)
     rows = -(-len(ordered) // 4)  # legend rows
     return _save(fig, path, bottom=0.06 + 0.055 * rows)
 

@@ -37,7 +37,8 @@ _FIGURES: tuple[tuple[str, str, str], ...] = (
     (
         "throughput",
         "plot_throughput_vs_batch",
-        "Offline throughput per engine against batch size, one panel per image size; higher is better.",
+        "Offline throughput per engine against batch size, one panel per image size: median of repeats, "
+        "bars min–max; higher is better.",
     ),
     (
         "cold start",
@@ -62,6 +63,15 @@ def bench_table(summaries: Sequence) -> Table:
     return Table(headers, tuple(body), name="bench", caption="Medians over repeats (min–max range)")
 
 
+def several_repeats(summaries: Sequence, model: str) -> bool:
+    """Whether any measured cell of ``model`` ran more than once (else the plots have no min-max bars)."""
+    return any(s.latency_p50_ms is not None and s.latency_p50_ms.n > 1 for s in summaries if s.model == model)
+
+
+def _one_repeat(caption: str) -> str:
+    return caption.replace("median of repeats, bars min–max", "one repeat, so no bars")
+
+
 def bench_figures(summaries: Sequence, names: Callable[[str], str]) -> list[Figure]:
     """The benchmark's three figures per model, read back as PNG bytes."""
     from medbench.bench import plots as bench_plots
@@ -75,7 +85,8 @@ def bench_figures(summaries: Sequence, names: Callable[[str], str]) -> list[Figu
                 )
                 if path is not None:
                     name = names(f"bench {model} {suffix}")
-                    figures.append(Figure(name, caption, Path(path).read_bytes(), f"{suffix}, {model}"))
+                    text = caption if several_repeats(summaries, model) else _one_repeat(caption)
+                    figures.append(Figure(name, text, Path(path).read_bytes(), f"{suffix}, {model}"))
     return figures
 
 

@@ -572,8 +572,8 @@ def curve_figures(c: Comparison, names: _Names) -> list[Figure]:
     figures = []
     for key, label, caption, scale in CURVES:
         curves = _curves(c, key, scale)
-        if not curves:
-            continue
+        if not curves or max(len(seed) for seeds in curves.values() for seed in seeds) < 2:
+            continue  # one epoch is a point, not a curve: the tables hold it
         title = label.removesuffix(" (%)")
         png = plots.training_curves(
             curves, title=f"{title[0].upper()}{title[1:]} per epoch · {c.title}", ylabel=label
