@@ -193,10 +193,10 @@ def layout_at(report: Path, width: int, work: Path) -> dict:
     return json.loads(html.unescape(match.group(1)))
 
 
-@pytest.mark.parametrize("width", [390, 1400])
+@pytest.mark.parametrize("width", [360, 390, 1400])
 @pytest.mark.parametrize("which", ["report_dir", "quick_report_dir"])
 def test_nothing_overflows_the_viewport_and_every_image_loads(which, width, request, tmp_path):
-    """A phone (390 px) and a desktop (1400 px): the page never scrolls sideways, only tables scroll inside
+    """Phones (360, 390 px) and a desktop (1400 px): the page never scrolls sideways, only tables scroll inside
     their own box, every plot decodes, and the glance table's verdict column is on the first screen."""
     layout = layout_at(request.getfixturevalue(which), width, tmp_path)
     assert layout["width"] == width  # the viewport under test
