@@ -146,8 +146,9 @@ def run_command(
     results = ResultsStore(store)
     done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
     done = {k: v for k, v in done.items() if v is not None}
+    held = TrialLeases(results, stale_after_s=stale_after_s).held()
+    elsewhere = [t.key for t in trials if t.key not in done and (t.config_hash, "train") in held]
     if dry_run:
-        held = TrialLeases(results, stale_after_s=stale_after_s).held()
         table = Table(title=f"{spec.name}: {len(trials)} trial(s), {len(done)} already done")
         for column in ("trial", "status", "config hash"):
             table.add_column(column)
@@ -161,8 +162,9 @@ def run_command(
         prepare_data(spec, [t for t in trials if t.key not in done])
     exe_parallel = (ray_cpus or 2) // max(1, int(spec.resources.cpus)) if executor == "ray" else 1
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
+    busy = f", {len(elsewhere)} running elsewhere" if elsewhere else ""
     console.print(
-        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
+        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done{busy}, executor {executor}"
     )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(
