@@ -97,7 +97,7 @@ def stale_after(value: float | None = None) -> float:
             ) from None
         source = f"${LEASE_TIMEOUT_ENV}"
     else:
-        source = "The lease timeout"
+        source = "The lease timeout (--lease-timeout)"
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{source} must be a positive number of seconds, not {value:g}.", "Use e.g. 120.")
     return float(value)
