@@ -12,7 +12,7 @@ QUICK_ARGS ?=
 TV_VENV ?= .venv-torchvision
 TV_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-torchvision quick test test-all lint lock clean
+.PHONY: setup setup-torchvision quick test test-all lint lock clean gpu-wheels
 
 $(BIN)/medbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ lint: setup
 
 lock: setup
 	{ head -2 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new && mv constraints.new constraints.txt
+
+# The wheels a lent GPU machine lacks (its image has torch, JAX, flax, optax and onnxruntime, but no registry),
+# for Python 3.12 on x86-64, at the versions constraints.txt pins; benchmarks/gpu_check.sh installs them there.
+GPU_WHEEL_NAMES := pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|keras|namex|optree
+GPU_WHEEL_PLATFORMS := --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+gpu-wheels: setup
+	rm -rf .whl/gpu && mkdir -p .whl/gpu
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_WHEEL_PLATFORMS) -d .whl/gpu setuptools==84.2.1 wheel==0.48.0 \
+		$$(grep -iE '^($(GPU_WHEEL_NAMES))==' constraints.txt)
+	@du -sh .whl/gpu
 
 clean:
 	rm -rf $(VENV) $(TV_VENV) build dist src/*.egg-info .pytest_cache

@@ -357,23 +357,42 @@ def test_an_older_schema_is_migrated(store, monkeypatch):
         calls.append(1)
         conn.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(results.MIGRATIONS, 1, add_note)
+    current = results.SCHEMA_VERSION
+    monkeypatch.setattr(results, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(results.MIGRATIONS, current, add_note)
     migrated = ResultsStore(store.path)
-    assert calls == [1] and migrated.schema_version() == 2
+    assert calls == [1] and migrated.schema_version() == current + 1
     assert migrated.get_run(run_id).status == "running"
     with sqlite3.connect(store.path) as conn:
         assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     ResultsStore(store.path)
-    assert calls == [1]  # already at version 2: not migrated twice
+    assert calls == [1]  # already at the new version: not migrated twice
 
 
 def test_a_missing_migration_is_an_error(store, monkeypatch):
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 2)
+    current = results.SCHEMA_VERSION
+    monkeypatch.setattr(results, "SCHEMA_VERSION", current + 1)
     with pytest.raises(SchemaVersionError, match="no migration"):
         ResultsStore(store.path)
-    monkeypatch.setattr(results, "SCHEMA_VERSION", 1)
-    assert ResultsStore(store.path).schema_version() == 1  # the failed migration changed nothing
+    monkeypatch.setattr(results, "SCHEMA_VERSION", current)
+    assert ResultsStore(store.path).schema_version() == current  # the failed migration changed nothing
+
+
+def test_a_version_1_store_gains_the_leases_table_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    with sqlite3.connect(path) as conn:  # a store as medbench wrote it before trial leases
+        for statement in results._BASE_SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO runs (run_id, kind, status, created_at, config, config_hash) "
+            "VALUES ('r1', 'train', 'completed', '2026-01-01T00:00:00+00:00', '{}', 'h')"
+        )
+    store = ResultsStore(path)
+    assert store.schema_version() == 2 and store.get_run("r1").status == "completed"
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(leases)")]
+    assert {"config_hash", "kind", "run_id", "hostname", "pid", "heartbeat_at"} <= set(columns)
 
 
 # ---- bad files ----------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from typing import Any, Literal, TypeVar
 
 from medbench.errors import MedbenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_ENV_VAR = "MEDBENCH_RESULTS"
 
 STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
@@ -126,7 +126,31 @@ _BASE_SCHEMA: tuple[str, ...] = (
 Migration = Callable[[sqlite3.Connection], None]
 # MIGRATIONS[v] upgrades a version-v file to v + 1 inside the opening transaction (DDL is transactional in
 # SQLite, so a failed migration leaves the file as it was). Add one with every SCHEMA_VERSION bump.
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_trial_leases(conn: sqlite3.Connection) -> None:
+    """Version 2: the ``leases`` table, one row per trial being run (see :mod:`medbench.leases`).
+
+    Keyed by (config_hash, kind), so a second claim of the same trial cannot insert a second lease; the
+    holder's host, pid and the pid's start time tell a live holder from a dead one, and ``heartbeat_at``
+    (epoch seconds) tells it across hosts.
+    """
+    conn.execute(
+        """CREATE TABLE leases (
+            config_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            run_id TEXT NOT NULL UNIQUE,
+            hostname TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            pid_started REAL,
+            claimed_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            PRIMARY KEY (config_hash, kind)
+        )"""
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_trial_leases}
 
 
 # ---- config hashing and JSON --------------------------------------------------------------------------

@@ -15,12 +15,22 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medbench.results import ResultsStore, RunRecord
 
+if TYPE_CHECKING:
+    from medbench.leases import TrialLeases
+
 
 def _signal_reason(returncode: int) -> str:
+    from medbench.lifeline import PARENT_GONE_EXIT
+    from medbench.worker import LEASE_LOST_EXIT
+
+    if returncode == LEASE_LOST_EXIT:
+        return "abandoned: the trial's lease was reclaimed by another process, which runs it now"
+    if returncode == PARENT_GONE_EXIT:
+        return "the worker found the process that started it gone"
     if returncode >= 0:
         return f"worker exited with code {returncode} before recording a result"
     name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
@@ -35,15 +45,28 @@ def run_job(
     env: dict[str, str] | None = None,
     timeout_s: float | None = None,
     quiet: bool = False,
+    lease: TrialLeases | None = None,
+    detach: bool = False,
 ) -> RunRecord:
     """Runs ``job`` (see :mod:`medbench.worker`) in a child process and returns its stored row.
 
     The job gets a run id before the child starts, so the parent can find (or create) the row whatever
     happens to the child. ``job["start"]`` holds the columns the parent uses if it must record a failure.
+
+    Args:
+        lease: the leases of the store in which this process claimed the job's trial (under the job's run
+            id): the worker takes the lease over and heartbeats it while it runs. Releasing it is the
+            caller's part, once this returns.
+        detach: let the worker outlive this process; by default it is killed when this process dies
+            (see :mod:`medbench.lifeline`), so no trial goes on unwatched.
     """
     store = ResultsStore(store_path)
     run_id = job.setdefault("run_id", str(uuid.uuid4()))
     job["store"] = str(store.path)
+    if not detach:
+        job["parent_pid"] = os.getpid()
+    if lease is not None:
+        job["lease"] = {"heartbeat_s": lease.heartbeat_s, "stale_after_s": lease.stale_after_s}
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="medbench-job-", delete=False) as handle:
         json.dump(job, handle)
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}

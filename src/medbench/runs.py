@@ -66,7 +66,12 @@ def run_experiment(
     ray_cpus: int | None,
     runs_root: Path,
     on_event: Callable,
+    completed_since: str | None = None,
+    stale_after_s: float | None = None,
 ) -> None:
+    """Runs the trials not in ``done`` through the executor, which claims each in the store first (so
+    processes sharing the store run each trial once); ``completed_since`` and ``stale_after_s``: see
+    :meth:`medbench.executors.LocalExecutor.run`."""
     from medbench.executors import Task, make_executor
     from medbench.jobs import train_job
 
@@ -82,7 +87,11 @@ def run_experiment(
         if t.key not in done and spec.measure.train
     ]
     make_executor(executor, address=address, num_cpus=ray_cpus).run(
-        tasks, store_path=store.path, on_event=on_event
+        tasks,
+        store_path=store.path,
+        on_event=on_event,
+        completed_since=completed_since,
+        stale_after_s=stale_after_s,
     )
 
 

@@ -1,6 +1,8 @@
 """The Ray executor on a real local Ray cluster started by the test: trials run as Ray tasks and every row
 lands in the driver's store."""
 
+import sqlite3
+
 import pytest
 
 from medbench.executors import RayExecutor, Task
@@ -48,3 +50,26 @@ def test_rows_gathered_twice_are_not_duplicated(cluster, tmp_path):
     row = store.list_runs()[0]
     store.import_run(row.to_dict())
     assert len(store.list_runs()) == 1
+
+
+def test_ray_trials_are_claimed_in_the_shared_store(cluster, tmp_path):
+    """A trial a live process holds is not submitted; a dead holder's lease is reclaimed and the trial
+    runs; the driver holds (and then releases) the leases of what it submits."""
+    from medbench.leases import TrialLeases
+    from medbench.results import config_hash
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    leases = TrialLeases(store)
+    assert leases.claim(config_hash({"key": "held"}), kind="selftest", run_id="held-run").outcome == "claimed"
+    store.start_run(run_id="dead-run", kind="selftest", config={"key": "dead"})
+    leases.claim(config_hash({"key": "dead"}), kind="selftest", run_id="dead-run")
+    with sqlite3.connect(store.path) as conn:  # its holder is gone (a pid above Linux's pid_max)
+        conn.execute("UPDATE leases SET pid = ? WHERE run_id = 'dead-run'", (2**22 + 12345,))
+    events = []
+    tasks = [selftest("ok", "held"), selftest("ok", "dead"), selftest("ok", "free")]
+    RayExecutor().run(tasks, store_path=store.path, on_event=lambda kind, key, _: events.append((kind, key)))
+    assert ("elsewhere", "held") in events and ("reclaimed", "dead") in events
+    rows = {(r.config["key"], r.status) for r in store.list_runs()}
+    assert rows == {("dead", "failed"), ("dead", "completed"), ("free", "completed")}
+    assert store.get_run("dead-run").failure_reason.startswith("abandoned:")
+    assert [lease.run_id for lease in leases.held().values()] == ["held-run"]  # the driver released its own

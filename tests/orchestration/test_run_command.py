@@ -145,3 +145,46 @@ def test_ctrl_c_stops_the_grid_and_records_the_trial_as_interrupted(tmp_path):
     runs = ResultsStore(store_path).list_runs(experiment="interrupted_grid")
     assert process.returncode == 130, output.decode()[-2000:]
     assert [r.status for r in runs] == ["interrupted"]  # the second seed never started
+
+
+def test_dry_run_shows_trials_another_process_is_running(tmp_path):
+    from medbench.experiments import expand, load_experiment
+    from medbench.leases import TrialLeases
+
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="shared", datasets='["breastmnist"]'))
+    first = expand(load_experiment(exp))[0]
+    # This test process holds the first trial, as a `medbench run` elsewhere would while training it.
+    claim = TrialLeases(ResultsStore(tmp_path / "results.sqlite")).claim(
+        first.config_hash, kind="train", run_id="elsewhere-run"
+    )
+    assert claim.outcome == "claimed"
+    result = medbench("run", str(exp), "--dry-run", home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("running elsewhere") == 1 and result.stdout.count("to run") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.skipif(not SHARED.exists(), reason=f"needs the MedMNIST files in {SHARED}")
+def test_two_runs_of_one_experiment_at_once_train_each_trial_once(tmp_path):
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="twice", datasets='["breastmnist"]'))
+    env = {**os.environ, "MEDBENCH_HOME": str(tmp_path), "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", str(exp), "--data-file", f"breastmnist={SHARED / 'breastmnist.npz'}"]
+    ResultsStore(tmp_path / "results.sqlite")  # one schema, created before the two runs race
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "medbench.cli", *args],
+            env={**env, "COLUMNS": "200"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=900)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    rows = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="twice")
+    assert sorted((r.seed, r.status) for r in rows) == [(0, "completed"), (1, "completed")]
+    assert any("running elsewhere" in out or "skipped" in out for out in outputs)

@@ -44,3 +44,43 @@ def test_earlier_rows_survive_a_later_crash(store_path):
     run_job(selftest_job("kill"), store_path=store_path)
     rows = {r.run_id: r for r in ResultsStore(store_path).list_runs()}
     assert rows[first.run_id].status == "completed" and len(rows) == 2
+
+
+DETACHED_PARENT = """
+import sys
+from medbench.runner import run_job
+job = {"kind": "selftest", "action": "sleep", "seconds": 1.0, "start": {"kind": "selftest", "config": {}}}
+run_job(job, store_path=sys.argv[1], detach=sys.argv[2] == "detach")
+"""
+
+
+@pytest.mark.parametrize("mode", ["attached", "detach"])
+def test_a_worker_dies_with_its_parent_unless_detached_on_purpose(store_path, mode):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def worker_gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    parent = subprocess.Popen([sys.executable, "-c", DETACHED_PARENT, str(store_path), mode])
+    try:
+        wait_for(lambda: ResultsStore(store_path).list_runs())
+        parent.kill()  # SIGKILL: the parent can do nothing more
+        parent.wait()
+    finally:
+        parent.kill()
+    worker = ResultsStore(store_path).list_runs()[0].pid
+    wait_for(lambda: worker_gone(worker))  # killed with its parent, or done with its 1 s sleep
+    [row] = ResultsStore(store_path).list_runs()
+    assert row.status == ("completed" if mode == "detach" else "running")  # killed mid-sleep: no result

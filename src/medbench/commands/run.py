@@ -20,6 +20,7 @@ class GridDisplay:
 
     def __init__(self, keys: list[str], skipped: dict[str, Any], parallel: int):
         self.state = {k: ("skipped", skipped[k]) if k in skipped else ("pending", None) for k in keys}
+        self.notes: dict[str, str] = {}  # for trials without a row of their own here (see on_event)
         self.started: dict[str, float] = {}
         self.durations: list[float] = []
         self.parallel = max(1, parallel)
@@ -29,6 +30,13 @@ class GridDisplay:
         if kind == "start":
             self.state[key] = ("running", None)
             self.started[key] = time.monotonic()
+        elif kind == "skip":  # completed by another process since this one looked
+            self.state[key] = ("skipped", record)
+        elif kind == "elsewhere":  # another live process holds the trial's lease: record is the Lease
+            self.state[key] = ("running elsewhere", None)
+            self.notes[key] = record.describe()
+        elif kind == "reclaimed":  # record is (old run id, why its lease was stale)
+            self.notes[key] = f"reclaimed from run {record[0][:8]}: {record[1]}"
         else:
             self.durations.append(time.monotonic() - self.started.get(key, self.t0))
             self.state[key] = ("done" if record.status == "completed" else record.status, record)
@@ -57,6 +65,7 @@ class GridDisplay:
                 "done": "green",
                 "skipped": "dim",
                 "running": "yellow",
+                "running elsewhere": "cyan",
                 "failed": "red",
                 "interrupted": "red",
             }
@@ -68,7 +77,7 @@ class GridDisplay:
                 _f(m.get("test_acc")),
                 _f(m.get("test_auc")),
                 _f(t.get("train_s_per_epoch"), 2),
-                (record.failure_reason or "")[:70] if record else "",
+                ((record.failure_reason if record else None) or self.notes.get(key, ""))[:70],
             )
         return table
 
@@ -112,33 +121,50 @@ def run_command(
     rerun: Annotated[
         bool, typer.Option("--rerun", help="Run trials again even if already completed.")
     ] = False,
+    lease_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-timeout",
+            help="Seconds without a heartbeat after which another host's claim on a trial is reclaimed "
+            "(default $MEDBENCH_LEASE_TIMEOUT or 120).",
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report."""
     from medbench.experiments import expand, load_experiment
+    from medbench.leases import TrialLeases, stale_after
     from medbench.paths import medbench_home, runs_dir
-    from medbench.results import ResultsStore
+    from medbench.results import ResultsStore, _utc_now
     from medbench.runs import prepare_data, run_bench, run_experiment, summary_table
 
+    # --rerun runs again what completed before now, and only once even with several processes at it.
+    since = _utc_now() if rerun else None
+    stale_after_s = stale_after(lease_timeout)
     parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     spec = load_experiment(experiment, parsed)
     trials = expand(spec)
     results = ResultsStore(store)
     done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
     done = {k: v for k, v in done.items() if v is not None}
+    held = TrialLeases(results, stale_after_s=stale_after_s).held()
+    elsewhere = [t.key for t in trials if t.key not in done and (t.config_hash, "train") in held]
     if dry_run:
         table = Table(title=f"{spec.name}: {len(trials)} trial(s), {len(done)} already done")
         for column in ("trial", "status", "config hash"):
             table.add_column(column)
         for t in trials:
-            table.add_row(t.key, "done (skip)" if t.key in done else "to run", t.config_hash[:12])
+            lease = held.get((t.config_hash, "train"))
+            status = "done (skip)" if t.key in done else "running elsewhere" if lease else "to run"
+            table.add_row(t.key, status, t.config_hash[:12])
         console.print(table)
         return
     if spec.measure.train:
         prepare_data(spec, [t for t in trials if t.key not in done])
     exe_parallel = (ray_cpus or 2) // max(1, int(spec.resources.cpus)) if executor == "ray" else 1
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
+    busy = f", {len(elsewhere)} running elsewhere" if elsewhere else ""
     console.print(
-        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
+        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done{busy}, executor {executor}"
     )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(
@@ -151,6 +177,8 @@ def run_command(
             ray_cpus=ray_cpus,
             runs_root=output or runs_dir(),
             on_event=display.on_event,
+            completed_since=since,
+            stale_after_s=stale_after_s,
         )
     if spec.measure.bench is not None:
         console.print("[bold]inference benchmark[/] (each cell in a fresh process)")
@@ -163,6 +191,12 @@ def run_command(
     path = _write_report(results, spec.name, report)
     if path:
         console.print(f"report: {path}")
+    elsewhere = [k for k, (s, _) in display.state.items() if s == "running elsewhere"]
+    if elsewhere:
+        console.print(
+            f"{len(elsewhere)} trial(s) running elsewhere (another process holds them); "
+            f"run `medbench run {spec.name}` again once they finish to see them in the summary."
+        )
     failed = [k for k, (s, _) in display.state.items() if s in ("failed", "interrupted")]
     if failed:
         console.print(

@@ -37,10 +37,15 @@ class TorchRuntime:
         return torch.autocast(device_type=self.device, dtype=dtype)
 
     def to_input(self, images):
-        """NHWC numpy -> an NCHW tensor on the device; with channels_last it is a view, never a copy."""
+        """NHWC numpy -> an NCHW tensor on the device; with channels_last it is a view, never a copy.
+
+        A tensor is taken as it is (moved only if it is elsewhere): the GPU check feeds batches already on
+        the device through the very same step (benchmarks/gpu_check.py).
+        """
         import torch
 
-        x = torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        x = images if isinstance(images, torch.Tensor) else torch.from_numpy(images)
+        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         return x if self.settings.channels_last else x.contiguous()
 
 
