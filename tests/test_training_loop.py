@@ -72,6 +72,9 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
     assert t["train_s"] < t["wall_total_s"]  # evaluation and start-up are not training time
     assert run.dataset_provenance["official"] and run.dataset_provenance["verified"]
     assert run.environment["framework"]["name"] == framework
+    with np.load(BREAST) as data:  # the training split's class sizes, for the report's majority baseline
+        counts = np.bincount(data["train_labels"].ravel(), minlength=2)
+    assert m["train_label_counts"] == {"n_samples": int(counts.sum()), "per_class": counts.tolist()}
     folder = Path(run.checkpoint_path)
     assert (folder / "checkpoint.json").exists() and list(folder.glob("best.*"))
 
