@@ -154,7 +154,9 @@ def header_facts(
 ) -> list[tuple[str, str]]:
     """The header's key figures: when, where from, how many runs of which kind and outcome."""
     train = [r for r in runs if r.kind == "train" and r.status == "completed"]
-    engines = list(dict.fromkeys(str((r.config or {}).get("engine")) for r in runs if r.kind == "bench"))
+    engines = list(
+        dict.fromkeys(str(r.config["engine"]) for r in runs if r.kind == "bench" and r.config.get("engine"))
+    )
     seeds = sorted({r.seed for r in train if r.seed is not None})
     ends = [r.finished_at or r.created_at for r in runs]
     facts = [
@@ -169,7 +171,7 @@ def header_facts(
         ("Period", f"{_when(min(r.created_at for r in runs))} → {_when(max(ends))} UTC" if runs else DASH),
     ]
     if engines:
-        facts.insert(6, ("Inference engines", ", ".join(e for e in engines if e != "None")))
+        facts.insert(6, ("Inference engines", ", ".join(engines)))
     return facts
 
 

@@ -51,6 +51,7 @@ td[title] { cursor: help; }
 table.t-glance td, table.t-bench td { white-space: nowrap; }
 table.t-glance th, table.t-verdict th, table.t-recall th { white-space: normal; }
 table.t-glance th, table.t-glance td { padding: 5px 5px; }
+table.t-glance th { min-width: 5em; } /* short figures under long headers: fewer header lines */
 /* The subject stays in view while the rest of a wide table scrolls under it. */
 table.t-glance td:first-child, table.t-glance th:first-child, table.t-verdict td:first-child,
 table.t-verdict th:first-child { position: sticky; left: 0; z-index: 1; background: #fff; }
