@@ -63,11 +63,15 @@ def test_hash_of_a_default_config_is_the_one_stored_before_finetuning_existed():
     """Runs stored before the `finetune` section and `recipe.sampler` existed keep their hashes (resume/skip)."""
     from medbench.results import config_hash
 
-    config = parse_config({"data": {"dataset": "bloodmnist"}, "recipe": {"epochs": 3}})
+    # init/noise "native" is what every run did before those fields existed (their default is now "shared")
+    raw = {"data": {"dataset": "bloodmnist"}, "recipe": {"epochs": 3}, "init": "native", "noise": "native"}
+    config = parse_config(raw)
     old_layout = config.to_dict()
     del old_layout["finetune"]
     del old_layout["recipe"]["sampler"]
     del old_layout["recipe"]["evaluate_train"]
+    del old_layout["recipe"]["trajectory_steps"]
+    del old_layout["init"], old_layout["noise"]
     assert config.hash == config_hash(old_layout)
     tuned = parse_config(set_dotted(config.to_dict(), "finetune.trainable", "head"))
     sampled = parse_config(set_dotted(config.to_dict(), "recipe.sampler", "balanced"))

@@ -114,6 +114,9 @@ class RecipeConfig(_Frozen):
     # the final evaluation also scores the train split (overfitting at a glance); off for short CPU studies,
     # where scoring every training image costs more than the training itself
     evaluate_train: bool = True
+    # the per-step training losses of the first N steps are stored with the run (metrics "trajectory"), to
+    # measure how long frameworks agree step by step (medbench.report.trajectory)
+    trajectory_steps: int = Field(200, ge=0)
 
 
 class FinetuneConfig(_Frozen):
@@ -157,6 +160,12 @@ class RunConfig(_Frozen):
     finetune: FinetuneConfig = FinetuneConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     seed: int = 0
+    # shared: every framework starts from the same weights, drawn in numpy by the reference (PyTorch)
+    # initialisation from `seed` (medbench.frameworks.initialization); native: each framework's own draw
+    init: Literal["shared", "native"] = "shared"
+    # shared: dropout and stochastic-depth masks drawn in numpy per (seed, epoch, step) and used by every
+    # framework (medbench.data.noise); native: each framework's own RNG
+    noise: Literal["shared", "native"] = "shared"
     tags: dict[str, str] = Field(default_factory=dict)  # e.g. the experiment variant; stored and hashed
 
     @field_validator("model")
@@ -214,13 +223,22 @@ class RunConfig(_Frozen):
         return config_hash(self.to_dict())
 
 
-# Fields added after results were first stored; while at their defaults they stay out of the hash, so runs
-# stored before they existed keep their hashes (and `medbench run` still recognises them as finished).
+# Fields added after results were first stored; while they hold the value that reproduces what runs did
+# before the field existed, they stay out of the hash, so those runs keep their hashes (and `medbench run`
+# still recognises them as finished). For most that is the default; `init` and `noise` changed behaviour
+# with their new default ("shared"), so only "native" (the old behaviour) is left out, and a shared run
+# hashes differently from every run stored before.
 _LATE_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("finetune",): FinetuneConfig().model_dump(mode="json"),
     ("recipe", "sampler"): "shuffle",
     ("recipe", "evaluate_train"): True,
+    ("recipe", "trajectory_steps"): 200,
+    ("init",): "native",
+    ("noise",): "native",
 }
+# Late fields whose default is *not* what runs stored before them did: a stored config without them (a run
+# folder's checkpoint.json, a store row) is read with these values (see `stored_config`).
+_PREDATING: dict[str, Any] = {"init": "native", "noise": "native"}
 
 
 def without_late_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,6 +252,12 @@ def without_late_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict) and node.get(leaf) == default:
             node.pop(leaf, None)
     return out
+
+
+def stored_config(data: Mapping[str, Any]) -> RunConfig:
+    """Parses a config that was *stored* by a run (``checkpoint.json``), filling in the late fields it
+    predates with what that run actually did (``init = noise = "native"``), not with today's defaults."""
+    return parse_config({**_PREDATING, **data})
 
 
 def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:

@@ -43,6 +43,7 @@ class Progress:
     best_epoch: int | None = None
     epochs_without_improvement: int = 0
     first_losses: list[float] = field(default_factory=list)  # the first steps' losses, to compare frameworks
+    trajectory: list[float] = field(default_factory=list)  # the first recipe.trajectory_steps losses
     history: list[dict[str, float]] = field(default_factory=list)
 
     def save(self, run_dir: Path) -> None:
@@ -138,6 +139,37 @@ def _load_initial_weights(config: RunConfig, fw, model) -> dict[str, Any] | None
         load_torchvision_checkpoint(fw, model, config.init_weights)
         return {"path": str(config.init_weights)}
     return None
+
+
+def _shared_start(config: RunConfig, fw, model) -> dict[str, Any]:
+    """With ``init = "shared"``, the reference draw of the seed replaces the framework's own (a pretrained
+    backbone or ``init_weights`` are loaded over it afterwards, so a fresh head is the shared draw too)."""
+    if config.init != "shared":
+        return {"init": "native"}
+    if config.init_weights is not None and not config.finetune.pretrained:
+        return {"init": "init_weights"}  # every tensor comes from the checkpoint: nothing to draw
+    from medbench.frameworks.initialization import apply_shared_init
+
+    return apply_shared_init(
+        fw, model, config.model, config.model_options, seed=config.seed, image_size=config.data.input_size
+    )
+
+
+def _noise_stream(config: RunConfig, fw, model):
+    """The shared dropout/stochastic-depth masks of every step (``noise = "shared"``), or ``None``.
+
+    The model's noise layers are checked against the family's sites first, so a mask never goes unused.
+    """
+    if config.noise != "shared":
+        return None
+    from medbench.data.noise import NoiseStream
+    from medbench.frameworks.families import resolve_model
+    from medbench.frameworks.noise import check_sites, noise_sites
+
+    family, options = resolve_model(config.model, config.model_options)
+    sites = noise_sites(family, options, image_size=config.data.input_size)
+    check_sites(fw.noise_layers(model), sites, framework=fw.name)
+    return NoiseStream(sites, config.seed) if sites else None
 
 
 class FinetunePlanner:
@@ -273,7 +305,9 @@ def train(
             model = fw.build_model(
                 config.model, seed=config.seed, **model_inputs(config, info), **config.model_options
             )
+            start = _shared_start(config, fw, model)
             init_record = _load_initial_weights(config, fw, model)
+            noise = _noise_stream(config, fw, model)
             tuning = FinetunePlanner(config, fw.state_dict(model))
             if resume and (run_dir / PROGRESS_FILE).exists():
                 progress = Progress.load(run_dir)
@@ -325,6 +359,7 @@ def train(
             run_dir,
             info,
             quiet=quiet,
+            noise=noise,
         )
         with chrono.phase("final_evaluation"):
             fw.load_weights(trainer.model, _best_weights_path(run_dir))
@@ -334,6 +369,12 @@ def train(
         metrics["epochs_run"] = progress.epochs_done
         metrics["history"] = progress.history
         metrics["first_losses"] = progress.first_losses
+        metrics["trajectory"] = progress.trajectory
+        metrics["randomness"] = {
+            **start,
+            "noise": config.noise,
+            "noise_sites": noise.describe() if noise else {},
+        }
         metrics["finetune"] = {**tuning.describe(0), "init_weights": init_record}
         timings = {**chrono.summary(), **_per_epoch(chrono, progress), **memory_usage(_gpu_peak(fw))}
         store.finish_run(run_id, metrics=metrics, timings=timings, checkpoint_path=str(run_dir))
@@ -376,6 +417,7 @@ def _loop(
     info,
     *,
     quiet: bool,
+    noise=None,
 ) -> None:
     from medbench.progress import EpochProgress
 
@@ -391,8 +433,10 @@ def _loop(
             for i, (images, labels) in enumerate(train_batches.epoch(epoch)):
                 if i >= steps_per_epoch:
                     break
+                # shared noise: a pure function of (seed, epoch, step), drawn outside the timed step
+                masks = None if noise is None else noise.masks(epoch, i, len(images))
                 with chrono.step(len(images)):
-                    result = trainer.train_step(images, labels, lr=schedule(progress.step))
+                    result = trainer.train_step(images, labels, lr=schedule(progress.step), noise=masks)
                 if not math.isfinite(result.loss):
                     raise TrainingDiverged(
                         f"Training diverged: the loss is {result.loss} at epoch {epoch + 1}, step {i + 1}.",
@@ -401,6 +445,8 @@ def _loop(
                 losses.append(result.loss)
                 if len(progress.first_losses) < FIRST_LOSSES:
                     progress.first_losses.append(result.loss)
+                if len(progress.trajectory) < config.recipe.trajectory_steps:
+                    progress.trajectory.append(result.loss)
                 progress.step += 1
                 bar.step(result.loss, len(images))
             with chrono.phase("evaluation"):

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from medbench.commands.app import app, console
-from medbench.config import parse_config, set_dotted
+from medbench.config import parse_config, set_dotted, stored_config
 from medbench.errors import ConfigError
 from medbench.paths import runs_dir
 
@@ -115,6 +115,22 @@ def train_command(
     balanced_sampler: Annotated[
         bool, typer.Option("--balanced-sampler", help="Draw training images class-balanced.")
     ] = False,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="shared (default): every framework starts from the same weights, drawn by PyTorch's rules "
+            "from the seed; native: each framework's own draw.",
+        ),
+    ] = None,
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            "--noise",
+            help="shared (default): the same dropout/stochastic-depth masks in every framework, per "
+            "(seed, epoch, step); native: each framework's own RNG.",
+        ),
+    ] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Intra-op threads for the framework.")
@@ -171,6 +187,8 @@ def train_command(
             "init_weights": str(weights) if weights else None,
             "recipe.class_weights": "balanced" if class_weights else None,
             "recipe.sampler": "balanced" if balanced_sampler else None,
+            "init": init,
+            "noise": noise,
             "runtime.precision": precision,
             "runtime.threads": threads,
         }
@@ -207,7 +225,8 @@ def _resume_job(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} is not a resumable run folder (no {CHECKPOINT_META} or {PROGRESS_FILE}).",
             "Pass the folder printed when the run was interrupted.",
         )
-    config = parse_config(json.loads(meta_path.read_text())["config"])
+    # a run folder from before `init`/`noise` existed resumes as it started: native
+    config = stored_config(json.loads(meta_path.read_text())["config"])
     return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True)
 
 

@@ -93,8 +93,19 @@ class Trainer(abc.ABC):
     """Holds a model and its optimizer state, and runs one step at a time."""
 
     @abc.abstractmethod
-    def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
-        """One optimisation step on one batch; returns the mean loss of that batch (before the update)."""
+    def train_step(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        lr: float | None = None,
+        noise: Mapping[str, np.ndarray] | None = None,
+    ) -> StepResult:
+        """One optimisation step on one batch; returns the mean loss of that batch (before the update).
+
+        ``noise`` (shared noise, :mod:`medbench.frameworks.noise`): the step's dropout and stochastic-depth
+        masks by site name, used instead of the framework's RNG; ``None`` keeps the framework's own draw.
+        """
 
     @abc.abstractmethod
     def eval_logits(self, images: np.ndarray) -> np.ndarray:
@@ -168,6 +179,11 @@ class Framework(abc.ABC):
         return self._backend_module("profile").flops_per_image(
             model, image_size=image_size, in_channels=in_channels
         )
+
+    def noise_layers(self, model: Any) -> dict[str, float]:
+        """PyTorch path -> drop probability of every layer of ``model`` that draws noise (``p > 0``), each
+        told its path, so a mask handed to ``train_step`` by that name reaches it (shared noise)."""
+        return self._backend_module("layers").tag_noise_sites(model)
 
     # ---- weights --------------------------------------------------------------------------------------
     def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:

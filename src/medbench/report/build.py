@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from medbench.report import plots
+from medbench.report import plots, trajectory
 from medbench.report.aggregate import (
     CI,
     SPREAD_CRITERION_POINTS,
@@ -722,6 +722,9 @@ def comparison_section(c: Comparison, names: _Names, references: tuple[Reference
     if recall is not None:
         blocks.append(recall)
     blocks += curve_figures(c, names)
+    agreement = trajectory.figure(c, names)  # per-step loss agreement between frameworks (issue 11)
+    if agreement is not None:
+        blocks.append(agreement)
     confusion = _confusion_figure(c, names)
     if confusion is not None:
         blocks.append(confusion)

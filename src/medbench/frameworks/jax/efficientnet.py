@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from medbench.frameworks import efficientnet_spec as spec
-from medbench.frameworks.jax.layers import BatchNorm
+from medbench.frameworks.jax.layers import BatchNorm, Dropout
 from medbench.frameworks.jax.models import Activation, Sequential, mlp_head
 
 
@@ -124,7 +124,9 @@ class MBConvBlock(nnx.Module):
         )
         # Dropout broadcast over H, W, C is torchvision's StochasticDepth(p, "row"): keep the sample's whole
         # branch with probability 1 - p and scale it by 1 / (1 - p).
-        self.stochastic_depth = nnx.Dropout(cfg.stochastic_depth_prob, broadcast_dims=(1, 2, 3), rngs=rngs)
+        # only a residual branch is ever dropped: elsewhere rate 0, so no noise site is listed it never uses
+        p = cfg.stochastic_depth_prob if cfg.residual else 0.0
+        self.stochastic_depth = Dropout(p, broadcast_dims=(1, 2, 3), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         result = self.block(x)
@@ -181,7 +183,7 @@ class EfficientNetV2(nnx.Module):
             )
         else:
             linear = make_linear(last_channels, num_classes)
-            self.classifier = Sequential([nnx.Dropout(cfg.dropout, rngs=rngs), linear])
+            self.classifier = Sequential([Dropout(cfg.dropout, rngs=rngs), linear])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.mean(self.features(x), axis=(1, 2))

@@ -64,12 +64,13 @@ class JaxFramework(Framework):
     ):
         from flax import nnx
 
+        from medbench.frameworks.jax.layers import tag_noise_sites
         from medbench.frameworks.jax.models import build
 
         check_build_args(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
         family, options = resolve_model(name, options)
         rt = self.runtime
-        return build(
+        model = build(
             family,
             options,
             num_classes=num_classes,
@@ -78,6 +79,8 @@ class JaxFramework(Framework):
             dtype=rt.dtype,
             rngs=nnx.Rngs(params=seed, dropout=seed + 1),
         )
+        tag_noise_sites(model)
+        return model
 
     def count_params(self, model) -> int:
         from flax import nnx

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medbench.frameworks.noise import current_mask
+
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.9  # Flax's convention: new = m * old + (1 - m) * batch; PyTorch says 0.1
 
@@ -138,3 +140,34 @@ class ConvBNReLU(nnx.Module):
 
     def __call__(self, x):
         return nnx.relu(self.bn(self.conv(x)))
+
+
+class Dropout(nnx.Dropout):
+    """``nnx.Dropout`` that takes its mask from the training step when one is handed over (shared noise).
+
+    ``noise_site`` is the module's PyTorch path, set by :func:`tag_noise_sites`; without a handed-over mask
+    (native noise, the evaluation view) this is ``nnx.Dropout`` itself, RNG stream included. With
+    ``broadcast_dims=(1, 2, 3)`` it is stochastic depth, and the mask is ``(batch, 1, 1, 1)``.
+    See :mod:`medbench.frameworks.noise`.
+    """
+
+    noise_site: str | None = None
+
+    def __call__(self, inputs, *, deterministic: bool | None = None, rngs=None):
+        off = self.deterministic if deterministic is None else deterministic
+        mask = None if off or self.rate == 0 else current_mask(self.noise_site)
+        if mask is None:
+            return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
+        return inputs * mask.astype(inputs.dtype)
+
+
+def tag_noise_sites(model: nnx.Module) -> dict[str, float]:
+    """Tells each noise layer its PyTorch path (its masks' site name); returns path -> rate where rate > 0."""
+    found = {}
+    for path, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Dropout):
+            name = ".".join(str(p) for p in path)
+            module.noise_site = name
+            if module.rate > 0:
+                found[name] = float(module.rate)
+    return found

@@ -28,7 +28,7 @@ from flax import nnx
 
 from medbench.errors import ConfigError
 from medbench.frameworks.families import HeadConfig, ResNetConfig, SimpleCNNConfig
-from medbench.frameworks.jax.layers import ConvBNReLU, batch_norm, conv2d, linear, max_pool
+from medbench.frameworks.jax.layers import ConvBNReLU, Dropout, batch_norm, conv2d, linear, max_pool
 
 
 # ---- containers and the classifier head shared by the families ----------------------------------------------
@@ -61,7 +61,7 @@ def mlp_head(
     """
     return Sequential(
         [
-            nnx.Dropout(cfg.dropout, rngs=rngs),
+            Dropout(cfg.dropout, rngs=rngs),
             make_linear(in_features, cfg.hidden),
             Activation(nnx.relu),
             make_linear(cfg.hidden, num_classes),
@@ -84,7 +84,7 @@ class SimpleCNN(nnx.Module):
             channels = width
         self.blocks = nnx.List(blocks)
         self.fc1 = linear(channels, cfg.hidden, dtype=dtype, rngs=rngs)
-        self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+        self.dropout = Dropout(cfg.dropout, rngs=rngs)
         self.fc2 = linear(cfg.hidden, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):

@@ -37,6 +37,7 @@ from medbench.errors import ConfigError
 from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
 from medbench.frameworks.jax.convert import torch_name
 from medbench.frameworks.jax.runtime import JaxRuntime
+from medbench.frameworks.noise import shared_masks
 from medbench.frameworks.training import check_recipe, targets
 
 
@@ -100,13 +101,17 @@ def _module_name(path: tuple) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _train_step(graphdef, tx, loss_fn, groups, frozen, rest, opt_states, x, y, lrs):
-    """One step over parameter groups (name -> state); ``frozen`` parameters are constants here."""
+def _train_step(graphdef, tx, loss_fn, groups, frozen, rest, opt_states, x, y, lrs, noise):
+    """One step over parameter groups (name -> state); ``frozen`` parameters are constants here.
+
+    ``noise``: the step's shared dropout masks by site name (traced), or ``None`` for the module's own RNG.
+    """
 
     def objective(g):
         # pure arrays in, so merge makes fresh Variables in this trace, where BatchNorm may update them
         model = nnx.merge(graphdef, *g.values(), frozen, rest)
-        loss = loss_fn(model(x), y)
+        with shared_masks(noise):
+            loss = loss_fn(model(x), y)
         return loss, nnx.as_pure(nnx.state(model, nnx.Not(nnx.Param)))
 
     (loss, rest), grads = jax.value_and_grad(objective, has_aux=True)(groups)
@@ -195,14 +200,16 @@ class JaxTrainer(Trainer):
         nnx.update(self._model, *trained, self._frozen, self._rest)
         return self._model
 
-    def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
+    def train_step(
+        self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None, noise=None
+    ) -> StepResult:
         lr = self._lr if lr is None else lr
         # the group's rate as PyTorch's param group holds it: the product in double, then float32
         lrs = {name: np.float32(lr * scale) for name, scale in self._scales.items()}
         y = targets(labels, self._loss)
         y = y.astype(np.int32) if self._loss == "cross_entropy" else y
         self._groups, self._rest, self._opt_states, loss = self._step(
-            self._groups, self._frozen, self._rest, self._opt_states, images, y, lrs
+            self._groups, self._frozen, self._rest, self._opt_states, images, y, lrs, noise
         )
         return StepResult(loss=float(self._runtime.keep(loss)))
 

@@ -25,7 +25,7 @@ import keras
 from keras import layers
 
 from medbench.frameworks import efficientnet_spec as spec
-from medbench.frameworks.keras.layers import BatchNorm, float32_logits, layer_name, mlp_head
+from medbench.frameworks.keras.layers import BatchNorm, Dropout, float32_logits, layer_name, mlp_head
 
 
 def _conv(x, cfg: spec.ConvSpec, name: str, *, bias: bool = False):
@@ -99,7 +99,7 @@ def mbconv_block(cfg: spec.BlockSpec, name: str) -> keras.Model:
         if cfg.stochastic_depth_prob > 0.0:
             # Dropout with one draw per sample is torchvision's StochasticDepth(p, "row"): the sample keeps
             # its whole branch with probability 1 - p, scaled by 1 / (1 - p); identity outside training.
-            y = layers.Dropout(
+            y = Dropout(
                 cfg.stochastic_depth_prob,
                 noise_shape=(None, 1, 1, 1),
                 name=layer_name(f"{name}.stochastic_depth"),
@@ -154,6 +154,6 @@ def build_efficientnetv2(
     if classifier.kind == "mlp":  # both Linear layers initialised as torchvision's classifier
         x = mlp_head(x, classifier, num_classes, "classifier", dense=_classifier_dense)
     else:
-        x = layers.Dropout(cfg.dropout, name=layer_name("classifier.0"))(x)
+        x = Dropout(cfg.dropout, name=layer_name("classifier.0"))(x)
         x = _classifier_dense(x, num_classes, "classifier.1")
     return keras.Model(inputs, float32_logits(x), name=f"efficientnetv2_{cfg.variant}")

@@ -27,6 +27,7 @@ import keras
 from keras import layers, ops
 
 from medbench.frameworks.families import HeadConfig
+from medbench.frameworks.noise import current_mask
 
 SEPARATOR = "__"  # no PyTorch module path contains it, so the mapping is reversible
 
@@ -83,6 +84,35 @@ class BatchNorm(layers.BatchNormalization):
         alpha = self.gamma * ops.rsqrt(var + self.epsilon)
         beta = self.beta - mean * alpha
         return ops.cast(x * alpha + beta, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="medbench")
+class Dropout(layers.Dropout):
+    """``layers.Dropout`` that takes its mask from the training step when one is handed over (shared noise).
+
+    The site name is the layer's PyTorch path (:func:`torch_path` of its name). Without a handed-over mask
+    (native noise, inference) this is Keras' own Dropout; with ``noise_shape=(None, 1, 1, 1)`` it is
+    stochastic depth and the mask is ``(batch, 1, 1, 1)``. ``keras.ops`` only, so it runs on every backend.
+    See :mod:`medbench.frameworks.noise`.
+    """
+
+    def call(self, inputs, training=False):
+        mask = current_mask(torch_path(self.name)) if training and self.rate > 0 else None
+        if mask is None:
+            return super().call(inputs, training=training)
+        return inputs * ops.cast(mask, inputs.dtype)
+
+
+def tag_noise_sites(model: keras.Model) -> dict[str, float]:
+    """PyTorch path -> rate of every Dropout layer with rate > 0 (each knows its path from its name)."""
+    found, stack = {}, [model]
+    while stack:
+        for layer in stack.pop().layers:
+            if isinstance(layer, keras.Model):
+                stack.append(layer)
+            elif isinstance(layer, layers.Dropout) and layer.rate > 0:
+                found[torch_path(layer.name)] = float(layer.rate)
+    return found
 
 
 def batch_norm(x, name: str, *, zero_init: bool = False):
@@ -152,7 +182,7 @@ def mlp_head(x, cfg: HeadConfig, num_classes: int, name: str, *, dense: Callable
     classes. ``dense(x, units, name)`` builds each Linear with the family's own head initialisation
     (:func:`linear`, PyTorch's default, for ResNet).
     """
-    x = layers.Dropout(cfg.dropout, name=layer_name(f"{name}.0"))(x)
+    x = Dropout(cfg.dropout, name=layer_name(f"{name}.0"))(x)
     x = relu(dense(x, cfg.hidden, f"{name}.1"), f"{name}.2")
     return dense(x, num_classes, f"{name}.3")
 

@@ -24,6 +24,7 @@ from keras import layers
 from medbench.errors import ConfigError
 from medbench.frameworks.families import ResNetConfig, SimpleCNNConfig
 from medbench.frameworks.keras.layers import (
+    Dropout,
     batch_norm,
     conv2d,
     conv_bn_relu,
@@ -49,7 +50,7 @@ def simple_cnn(cfg: SimpleCNNConfig, *, num_classes: int, in_channels: int) -> k
         x = max_pool(x, 2, 2, f"blocks.{i}.pool")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = relu(linear(x, cfg.hidden, "fc1"), "relu")
-    x = layers.Dropout(cfg.dropout, name="dropout")(x)
+    x = Dropout(cfg.dropout, name="dropout")(x)
     return keras.Model(inputs, float32_logits(linear(x, num_classes, "fc2")), name="simple_cnn")
 
 

@@ -32,6 +32,7 @@ from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Traine
 from medbench.frameworks.keras.convert import weights_by_torch_name
 from medbench.frameworks.keras.layers import torch_path
 from medbench.frameworks.keras.runtime import KerasRuntime
+from medbench.frameworks.noise import shared_masks
 from medbench.frameworks.training import check_recipe, targets
 
 
@@ -298,12 +299,12 @@ class KerasTrainer(Trainer):
         self._variables = [self._params[n] for g in groups for n in g.params]
         self._plan = plan
 
-    def _train_step(self, x, y, lr):
+    def _train_step(self, x, y, lr, noise):
         import tensorflow as tf
 
         self.optimizer.learning_rate.assign(lr)
         variables = self._model.trainable_variables if self._variables is None else self._variables
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, shared_masks(noise):  # noise: shared masks (traced) or None
             logits = self._model(x, training=True)
             loss = loss_value(
                 logits, y, loss=self._loss, label_smoothing=self._smoothing, class_weights=self._class_weights
@@ -313,11 +314,13 @@ class KerasTrainer(Trainer):
             self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
-    def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
+    def train_step(
+        self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None, noise=None
+    ) -> StepResult:
         import tensorflow as tf
 
         lr = tf.constant(self._lr if lr is None else lr, tf.float32)  # a tensor: a new value does not retrace
-        loss = self._step(images, targets(labels, self._loss), lr)
+        loss = self._step(images, targets(labels, self._loss), lr, noise)
         return StepResult(loss=float(loss))
 
     def eval_logits(self, images: np.ndarray) -> np.ndarray:

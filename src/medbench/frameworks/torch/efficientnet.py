@@ -17,6 +17,8 @@ from torch import Tensor, nn
 
 from medbench.frameworks import efficientnet_spec as spec
 from medbench.frameworks.families import HeadConfig
+from medbench.frameworks.noise import current_mask
+from medbench.frameworks.torch.layers import Dropout
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -59,6 +61,8 @@ class SqueezeExcitation(nn.Module):
 class StochasticDepth(nn.Module):
     """torchvision.ops.StochasticDepth(p, "row"): drops the whole residual branch of some samples."""
 
+    noise_site: str | None = None  # its path, for a mask handed over by the step (shared noise)
+
     def __init__(self, p: float):
         super().__init__()
         self.p = p
@@ -66,6 +70,9 @@ class StochasticDepth(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
+        mask = current_mask(self.noise_site)
+        if mask is not None:  # (batch, 1, 1, 1): 0 or 1 / (1 - p), drawn by medbench.data.noise
+            return x * mask.to(x.dtype)
         survival = 1.0 - self.p
         noise = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device)
         noise = noise.bernoulli_(survival)
@@ -88,7 +95,8 @@ class MBConvBlock(nn.Module):
             for layer in cfg.layers
         ]
         self.block = nn.Sequential(*layers)
-        self.stochastic_depth = StochasticDepth(cfg.stochastic_depth_prob)
+        # only a residual branch is ever dropped: elsewhere p = 0, so the module lists no noise site it never uses
+        self.stochastic_depth = StochasticDepth(cfg.stochastic_depth_prob if cfg.residual else 0.0)
         self.out_channels = cfg.out_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -148,9 +156,9 @@ def _classifier(cfg: HeadConfig, in_features: int, num_classes: int) -> nn.Seque
     initialised as torchvision's classifier by :meth:`EfficientNetV2.reset_parameters`.
     """
     if cfg.kind == "linear":
-        return nn.Sequential(nn.Dropout(p=cfg.dropout), nn.Linear(in_features, num_classes))
+        return nn.Sequential(Dropout(p=cfg.dropout), nn.Linear(in_features, num_classes))
     return nn.Sequential(
-        nn.Dropout(p=cfg.dropout),
+        Dropout(p=cfg.dropout),
         nn.Linear(in_features, cfg.hidden),
         nn.ReLU(inplace=True),
         nn.Linear(cfg.hidden, num_classes),

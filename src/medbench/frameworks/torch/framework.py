@@ -55,6 +55,7 @@ class TorchFramework(Framework):
     ):
         import torch
 
+        from medbench.frameworks.torch.layers import tag_noise_sites
         from medbench.frameworks.torch.models import build
 
         check_build_args(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
@@ -64,6 +65,7 @@ class TorchFramework(Framework):
         model = build(
             family, options, num_classes=num_classes, in_channels=in_channels, image_size=image_size
         )
+        tag_noise_sites(model)
         memory_format = torch.channels_last if rt.settings.channels_last else torch.contiguous_format
         return model.to(device=rt.device, memory_format=memory_format)
 

@@ -7,7 +7,10 @@ and bias. Identical *values* across frameworks come from converting weights, not
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from medbench.frameworks.noise import current_mask
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1  # PyTorch's convention: new = (1 - m) * old + m * batch; Flax/Keras say 0.9
@@ -51,3 +54,36 @@ class ConvBNReLU(nn.Module):
 
     def forward(self, x):
         return self.relu(self.bn(self.conv(x)))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that takes its mask from the training step when one is handed over (shared noise).
+
+    ``noise_site`` is the module's path, set by :func:`tag_noise_sites`; without a handed-over mask (native
+    noise, evaluation) this is ``nn.Dropout`` itself. See :mod:`medbench.frameworks.noise`.
+    """
+
+    noise_site: str | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = current_mask(self.noise_site) if self.training and self.p > 0 else None
+        if mask is None:
+            return super().forward(x)
+        return x * mask.to(x.dtype)
+
+
+def noise_layers(model: nn.Module):
+    """(path, module) of every layer that draws training noise: dropout and stochastic depth."""
+    for path, module in model.named_modules():
+        if hasattr(type(module), "noise_site"):
+            yield path, module
+
+
+def tag_noise_sites(model: nn.Module) -> dict[str, float]:
+    """Tells each noise layer its path (the site name of its masks); returns path -> p of those with p > 0."""
+    found = {}
+    for path, module in noise_layers(model):
+        module.noise_site = path
+        if module.p > 0:
+            found[path] = float(module.p)
+    return found

@@ -22,7 +22,7 @@ from torch import nn
 
 from medbench.errors import ConfigError
 from medbench.frameworks.families import HeadConfig, ResNetConfig, SimpleCNNConfig
-from medbench.frameworks.torch.layers import ConvBNReLU, batch_norm, conv2d, linear
+from medbench.frameworks.torch.layers import ConvBNReLU, Dropout, batch_norm, conv2d, linear
 
 
 # ---- SimpleCNN ---------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ class SimpleCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = linear(channels, cfg.hidden)
         self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.fc2 = linear(cfg.hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,7 @@ def head(cfg: HeadConfig, in_features: int, num_classes: int) -> nn.Module:
     if cfg.kind == "linear":
         return linear(in_features, num_classes)
     return nn.Sequential(
-        nn.Dropout(cfg.dropout),
+        Dropout(cfg.dropout),
         linear(in_features, cfg.hidden),
         nn.ReLU(inplace=True),
         linear(cfg.hidden, num_classes),

@@ -18,6 +18,7 @@ from torch import nn
 
 from medbench.errors import ConfigError, MedbenchError
 from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
+from medbench.frameworks.noise import shared_masks
 from medbench.frameworks.torch.runtime import TorchRuntime
 from medbench.frameworks.training import check_recipe, targets
 
@@ -155,7 +156,9 @@ class TorchTrainer(Trainer):
             return F.binary_cross_entropy_with_logits(logits, y)
         return F.cross_entropy(logits, y, weight=self._weight, label_smoothing=self._smoothing)
 
-    def train_step(self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None) -> StepResult:
+    def train_step(
+        self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None, noise=None
+    ) -> StepResult:
         if lr is not None:
             self._base_lr = lr
             for group in self.optimizer.param_groups:
@@ -166,7 +169,8 @@ class TorchTrainer(Trainer):
         for module in self._frozen_norm:  # running statistics are used, not updated
             module.eval()
         self.optimizer.zero_grad(set_to_none=True)
-        with self._runtime.autocast():
+        masks = None if noise is None else {k: torch.from_numpy(v).to(x.device) for k, v in noise.items()}
+        with self._runtime.autocast(), shared_masks(masks):
             loss = self._loss_fn(self._model(x), y)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
