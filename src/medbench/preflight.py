@@ -88,7 +88,8 @@ def check_resume_folder(path: str | os.PathLike) -> dict[str, Any]:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise RunFolderError(
-            f"{folder} is not a run folder" + (" (it is a file)." if folder.exists() else " (it does not exist)."),
+            f"{folder} is not a run folder"
+            + (" (it is a file)." if folder.exists() else " (it does not exist)."),
             "Pass the folder printed when the run was interrupted (`medbench results --status interrupted`).",
         )
     meta_path, progress_path = folder / CHECKPOINT_META, folder / PROGRESS_FILE
@@ -260,3 +261,34 @@ def check_writable_folder(folder: str | os.PathLike, *, option: str) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"The folder {path} is not writable.", fix)
     return path
+
+
+# ---- the results store ----------------------------------------------------------------------------------
+
+
+def open_existing_store(path: str | os.PathLike | None):
+    """The results store for a command that only reads it: never a new, empty one from a mistyped path.
+
+    Returns None when no store was named (no ``--store``, no ``$MEDBENCH_RESULTS``) and the default one does
+    not exist yet: nothing has been run. A named file that does not exist is refused.
+    """
+    from medbench.paths import HOME_ENV_VAR
+    from medbench.results import RESULTS_ENV_VAR, ResultsStore, ResultsStoreError, default_results_path
+
+    file = default_results_path(path)
+    if file.exists():
+        return ResultsStore(file)
+    named_by = (
+        "--store" if path is not None else (RESULTS_ENV_VAR if os.environ.get(RESULTS_ENV_VAR) else None)
+    )
+    if named_by is None:
+        return None
+    default = default_results_path(None) if named_by == "--store" else None
+    where = (
+        f" (the default is {default}" + (", which exists)" if default.exists() else ")") if default else ""
+    )
+    raise ResultsStoreError(
+        f"No results store at {file} (given with {'$' if named_by != '--store' else ''}{named_by}).",
+        f"Check the path{where}: training and `medbench run` write to $MEDBENCH_RESULTS, else "
+        f"${HOME_ENV_VAR}/results.sqlite, unless given --store.",
+    )

@@ -37,7 +37,9 @@ def evaluate_command(
     if split not in ("train", "val", "test"):
         raise ConfigError(f"Unknown split {split!r}.", "Use train, val or test.")
     if bootstrap < 0:
-        raise ConfigError(f"--bootstrap {bootstrap} is negative.", "Give 0 (no intervals) or more, e.g. 1000.")
+        raise ConfigError(
+            f"--bootstrap {bootstrap} is negative.", "Give 0 (no intervals) or more, e.g. 1000."
+        )
     # Everything that can be checked without the model is checked before its framework is imported.
     run = parse_config(read_run_meta(checkpoint)["config"])
     if data_file is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from medbench.commands.app import app, console
@@ -63,12 +64,12 @@ class GridDisplay:
             m = (record.metrics or {}) if record else {}
             t = (record.timings or {}) if record else {}
             table.add_row(
-                key,
+                escape(key),
                 f"[{style.get(state, 'white')}]{state}[/]",
                 _f(m.get("test_acc")),
                 _f(m.get("test_auc")),
                 _f(t.get("train_s_per_epoch"), 2),
-                (record.failure_reason or "")[:70] if record else "",
+                escape((record.failure_reason or "")[:70]) if record else "",
             )
         return table
 
@@ -126,11 +127,11 @@ def run_command(
     done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
     done = {k: v for k, v in done.items() if v is not None}
     if dry_run:
-        table = Table(title=f"{spec.name}: {len(trials)} trial(s), {len(done)} already done")
+        table = Table(title=escape(f"{spec.name}: {len(trials)} trial(s), {len(done)} already done"))
         for column in ("trial", "status", "config hash"):
             table.add_column(column)
         for t in trials:
-            table.add_row(t.key, "done (skip)" if t.key in done else "to run", t.config_hash[:12])
+            table.add_row(escape(t.key), "done (skip)" if t.key in done else "to run", t.config_hash[:12])
         console.print(table)
         return
     if spec.measure.train:
@@ -138,7 +139,7 @@ def run_command(
     exe_parallel = (ray_cpus or 2) // max(1, int(spec.resources.cpus)) if executor == "ray" else 1
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
     console.print(
-        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
+        f"[bold]{escape(spec.name)}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
     )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(
@@ -154,7 +155,12 @@ def run_command(
         )
     if spec.measure.bench is not None:
         console.print("[bold]inference benchmark[/] (each cell in a fresh process)")
-        run_bench(spec, results, rerun=rerun, echo=lambda line: console.print(f"  {line}", highlight=False))
+        run_bench(
+            spec,
+            results,
+            rerun=rerun,
+            echo=lambda line: console.print(f"  {line}", highlight=False, markup=False),
+        )
         from medbench.commands.bench import print_report
 
         print_report(results.list_runs(kind="bench", experiment=spec.name))
@@ -162,7 +168,7 @@ def run_command(
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report)
     if path:
-        console.print(f"report: {path}")
+        console.print(f"report: {path}", markup=False)
     failed = [k for k, (s, _) in display.state.items() if s in ("failed", "interrupted")]
     if failed:
         console.print(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import tomllib
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from medbench import interrupt
@@ -213,7 +214,9 @@ def train_command(
     failed = [r for r in records if r.status != "completed"]
     if failed:
         for r in failed:
-            console.print(f"[red]{r.status}[/] run {r.run_id[:8]}: {r.failure_reason}", highlight=False)
+            console.print(
+                f"[red]{r.status}[/] run {r.run_id[:8]}: {escape(str(r.failure_reason))}", highlight=False
+            )
         raise typer.Exit(1)
 
 
@@ -264,4 +267,4 @@ def _print_summary(records) -> None:
     console.print(table)
     for r in records:
         if r.status == "completed":
-            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False)
+            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False, markup=False)
