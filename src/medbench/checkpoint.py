@@ -120,9 +120,10 @@ def read_image(path: Path, *, channels: int, size: int) -> np.ndarray:
         raise ImageReadError(f"{path}: no such file.", "Check the path.") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: a folder, not an image.", "Pass image files.") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageReadError(
-            f"{path}: refused, too many pixels to decode safely ({err}).",
+            f"{path}: refused, it has more pixels than can be decoded safely "
+            f"({Image.MAX_IMAGE_PIXELS:,} at most).",
             "Resize it to a few thousand pixels a side first (MedMNIST images are at most 224 px).",
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:

@@ -179,26 +179,25 @@ def check_data_file(flag: str, size: int, path: str | os.PathLike, *, purpose: s
             f"{purpose_text(purpose)} {expected.title} ({expected.flag}).",
             fix,
         )
-    if official is None:
-        _check_split_sizes(expected, size, file, purpose, fix)
+    _check_headers(expected, size, file, purpose, fix, official=official is not None)
 
 
 def purpose_text(purpose: str) -> str:
     return "the run was trained on" if purpose == "evaluate" else "the run trains on"
 
 
-def _check_split_sizes(expected, size: int, file: Path, purpose: str, fix: str) -> None:
-    """A custom file whose split sizes are exactly another dataset's official ones is that dataset."""
-    import zipfile
-
+def _check_headers(expected, size: int, file: Path, purpose: str, fix: str, *, official: bool) -> None:
+    """The layout from the arrays' headers alone (shapes, dtypes: no data read), as the loader checks it;
+    and a custom file whose split sizes are exactly another dataset's official ones is that dataset."""
     from medbench.data import registry
-    from medbench.data.loading import _read_headers, _Source
+    from medbench.data.loading import _check_layout, _open_zip, _read_headers, _Source
 
-    try:
-        with zipfile.ZipFile(file) as zf:
-            members = _read_headers(zf, _Source(expected, size, file, True))
-    except (zipfile.BadZipFile, OSError, MedbenchError):
-        return  # not our concern here: the loader reports a damaged file with its own fix
+    src = _Source(expected, size, file, True)
+    with _open_zip(src) as zf:
+        members = _read_headers(zf, src)
+    _check_layout(members, src)
+    if official:
+        return
     found = {s: members[f"{s}_images"].shape[0] for s in registry.SPLITS}
     if found == dict(expected.n_samples):
         return

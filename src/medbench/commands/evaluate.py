@@ -93,7 +93,7 @@ def predict_command(
     # Images are decoded before the model is loaded: unreadable ones are reported, the others still run.
     decoded, kept, errors = read_images(read_run_meta(checkpoint), images)
     for error in errors:
-        err_console.print(f"[red]error:[/] {escape(error)}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
     if not decoded:
         raise typer.Exit(1)
     loaded = load_checkpoint(checkpoint)

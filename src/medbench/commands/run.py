@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from medbench import interrupt
 from medbench.commands.app import app, console
 from medbench.commands.train import _parse_override
 from medbench.errors import ConfigError
@@ -140,6 +141,10 @@ def run_command(
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
     console.print(
         f"[bold]{escape(spec.name)}[/]: {len(trials)} trial(s), {len(done)} already done, executor {executor}"
+    )
+    interrupt.keep(
+        f"Finished trials are kept in {results.path}; run `medbench run {experiment}` again to skip them "
+        "and go on with the rest."
     )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from medbench import interrupt
 from medbench.commands.app import app, console
-from medbench.config import parse_config, set_dotted
 from medbench.errors import ConfigError
 from medbench.paths import runs_dir
 from medbench.preflight import check_resume_folder, check_train_config, check_writable_folder
@@ -55,6 +54,8 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Config file < command-line flags < ``--set`` overrides."""
+    from medbench.config import set_dotted  # imported when used: the CLI starts faster without pydantic
+
     config = base
     for dotted, value in flags.items():
         if value is not None:
@@ -154,6 +155,7 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored."""
+    from medbench.config import parse_config, set_dotted
     from medbench.jobs import train_job
     from medbench.runner import run_job
 
@@ -221,6 +223,7 @@ def train_command(
 
 
 def _resume_job(run_dir: Path) -> dict[str, Any]:
+    from medbench.config import parse_config
     from medbench.jobs import train_job
 
     config = parse_config(check_resume_folder(run_dir)["config"])
