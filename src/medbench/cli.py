@@ -33,15 +33,22 @@ def _load_app():
 
 
 def _say(message: str) -> None:
-    """One line on stderr; Rich is only used once it is imported (not during an interrupted start-up)."""
-    if "medbench.commands.app" in sys.modules:
-        from medbench.commands.app import err_console
+    """One line (Rich markup) on stderr; plain print when Rich is not (fully) imported yet, as after a Ctrl-C
+    in the middle of the start-up."""
+    try:
+        if "medbench.commands.app" in sys.modules:
+            from medbench.commands.app import err_console
 
-        err_console.print(message, highlight=False, soft_wrap=True)
-    else:
+            err_console.print(message, highlight=False, soft_wrap=True)
+            return
         from rich.markup import render
 
-        print(render(message).plain, file=sys.stderr)
+        message = render(message).plain
+    except Exception:  # a half-imported module: strip the markup by hand
+        import re
+
+        message = re.sub(r"(?<!\\)\[/?[a-z ]*\]", "", message).replace("\\[", "[")
+    print(message, file=sys.stderr)
 
 
 def _escape(text: object) -> str:
@@ -55,7 +62,7 @@ def app() -> None:
     try:
         code = _run(sys.argv[1:])
     except KeyboardInterrupt:
-        code = _interrupted(None)
+        code = _interrupted()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     sys.exit(code)
@@ -73,13 +80,13 @@ def _run(argv: list[str]) -> int:
         # and hands every exception to us instead of printing it its own way.
         code = typer_app(args=argv, prog_name="medbench", standalone_mode=False)
         if code == 130:  # typer turns a KeyboardInterrupt inside a command into exit code 130
-            return _interrupted(None)
+            return _interrupted()
         return code if isinstance(code, int) else 0
     except MedbenchError as err:
         _say(f"[bold red]error:[/] {_escape(err.problem)}" + (f" {_escape(err.fix)}" if err.fix else ""))
         return err.exit_code
     except KeyboardInterrupt:
-        return _interrupted(None)
+        return _interrupted()
     except (bundled_click.exceptions.NoArgsIsHelpError, click.exceptions.NoArgsIsHelpError) as err:
         # Bare `medbench` (or a bare group): the help, as asked for, is not an error.
         print(err.format_message())
@@ -93,14 +100,14 @@ def _run(argv: list[str]) -> int:
     except click.exceptions.Exit as err:
         return err.exit_code
     except click.exceptions.Abort:
-        return _interrupted(None)
+        return _interrupted()
     except Exception as err:
         import typer
 
         if isinstance(err, typer.Exit):
             return err.exit_code
         if isinstance(err, typer.Abort):
-            return _interrupted(None)
+            return _interrupted()
         environmental = describe_os_error(err)
         if environmental is not None:
             _say(f"[bold red]error:[/] {_escape(environmental)}")
@@ -135,10 +142,15 @@ def _given_value(param, argv: list[str]) -> str | None:
     return None
 
 
-def _interrupted(_record) -> int:
-    from medbench import interrupt
+def _interrupted() -> int:
+    """Exit code 130 after one line saying what was kept and how to go on (see :mod:`medbench.interrupt`)."""
+    try:
+        from medbench import interrupt
 
-    _say(interrupt.message())
+        message = interrupt.message()
+    except Exception:  # interrupted while importing what would say more
+        message = "[yellow]interrupted[/] (Ctrl-C)."
+    _say(message)
     return 130
 
 

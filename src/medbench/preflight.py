@@ -265,7 +265,7 @@ def check_writable_folder(folder: str | os.PathLike, *, option: str) -> Path:
 # ---- the results store ----------------------------------------------------------------------------------
 
 
-def open_existing_store(path: str | os.PathLike | None):
+def open_existing_store(path: str | os.PathLike | None, *, doing: str = ""):
     """The results store for a command that only reads it: never a new, empty one from a mistyped path.
 
     Returns None when no store was named (no ``--store``, no ``$MEDBENCH_RESULTS``) and the default one does
@@ -287,7 +287,8 @@ def open_existing_store(path: str | os.PathLike | None):
         f" (the default is {default}" + (", which exists)" if default.exists() else ")") if default else ""
     )
     raise ResultsStoreError(
-        f"No results store at {file} (given with {'$' if named_by != '--store' else ''}{named_by}).",
+        (f"{doing}: there is no" if doing else "No")
+        + f" results store at {file} (given with {'$' if named_by != '--store' else ''}{named_by}).",
         f"Check the path{where}: training and `medbench run` write to $MEDBENCH_RESULTS, else "
         f"${HOME_ENV_VAR}/results.sqlite, unless given --store.",
     )

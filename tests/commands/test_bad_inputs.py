@@ -81,19 +81,53 @@ CASES = [
     c("results-zero-limit", "results", "--limit", "0", says="--limit 0"),
     c("results-unpublished-size", "results", "--size", "32", says="--size 32"),
     c("results-unknown-framework", "results", "-f", "mxnet", says="mxnet"),
-    c("results-mistyped-store", "results", "--store", "{tmp}/typo.sqlite", says="typo.sqlite",
-      absent=("{tmp}/typo.sqlite",)),
-    c("report-mistyped-store", "report", "--store", "{tmp}/typo2.sqlite", "-o", "{tmp}/rep", says="typo2.sqlite",
-      absent=("{tmp}/typo2.sqlite", "{tmp}/rep")),
-    c("bench-report-mistyped-store", "bench-report", "--store", "{tmp}/typo3.sqlite", says="typo3.sqlite",
-      absent=("{tmp}/typo3.sqlite",)),
-    c("results-env-mistyped-store", "results", says="typo4.sqlite", env={"MEDBENCH_RESULTS": "{tmp}/typo4.sqlite"},
-      absent=("{tmp}/typo4.sqlite",)),
+    c(
+        "results-mistyped-store",
+        "results",
+        "--store",
+        "{tmp}/typo.sqlite",
+        says="typo.sqlite",
+        absent=("{tmp}/typo.sqlite",),
+    ),
+    c(
+        "report-mistyped-store",
+        "report",
+        "--store",
+        "{tmp}/typo2.sqlite",
+        "-o",
+        "{tmp}/rep",
+        says="typo2.sqlite",
+        absent=("{tmp}/typo2.sqlite", "{tmp}/rep"),
+    ),
+    c(
+        "bench-report-mistyped-store",
+        "bench-report",
+        "--store",
+        "{tmp}/typo3.sqlite",
+        says="typo3.sqlite",
+        absent=("{tmp}/typo3.sqlite",),
+    ),
+    c(
+        "results-env-mistyped-store",
+        "results",
+        says="typo4.sqlite",
+        env={"MEDBENCH_RESULTS": "{tmp}/typo4.sqlite"},
+        absent=("{tmp}/typo4.sqlite",),
+    ),
     c("results-store-is-folder", "results", "--store", "{folder}", says="is a folder"),
     c("results-store-not-sqlite", "results", "--store", "{file}", says="--store PATH"),
     c("report-output-is-file", "report", "--store", "{store}", "-o", "{file}", says="{file}"),
-    c("export-read-only", "results", "--store", "{store}", "--export", "/sys/medbench-x/runs.csv", code=1,
-      says="/sys/medbench-x", needs="sys"),
+    c(
+        "export-read-only",
+        "results",
+        "--store",
+        "{store}",
+        "--export",
+        "/sys/medbench-x/runs.csv",
+        code=1,
+        says="/sys/medbench-x",
+        needs="sys",
+    ),
     # ---- models ----
     c("models-size-zero", "models", "-s", "0", says="--size 0"),
     c("models-classes-zero", "models", "--classes", "0", says="--classes 0"),
@@ -104,9 +138,27 @@ CASES = [
     c("run-empty-frameworks", "run", "{exp_empty}", says="frameworks"),
     c("run-folder", "run", "{folder}", says="is a folder"),
     c("run-unknown-experiment", "run", "nosuchexperiment", says="nosuchexperiment"),
-    c("run-set-empty-frameworks", "run", "quick", "--set", "grid.frameworks=[]", "--dry-run", says="frameworks"),
+    c(
+        "run-set-empty-frameworks",
+        "run",
+        "quick",
+        "--set",
+        "grid.frameworks=[]",
+        "--dry-run",
+        says="frameworks",
+    ),
     c("run-set-empty-seeds", "run", "quick", "--set", "grid.seeds=[]", "--dry-run", says="seeds"),
     c("run-missing-data-file", "run", "quick", "--data-file", "bloodmnist={tmp}/none.npz", says="none.npz"),
+    c(
+        "run-other-datasets-file",
+        "run",
+        "quick",
+        "--data-file",
+        "bloodmnist={pneumonia}",
+        says="pneumoniamnist",
+        absent=NOTHING_STORED,
+        needs="shared",
+    ),
     c("run-data-file-not-pair", "run", "quick", "--data-file", "bloodmnist", says="FLAG=PATH"),
     c("run-deep-set", "run", "quick", "--set", DEEP_KEY, "--dry-run", says="3000 levels"),
     # ---- train: values, files and folders, refused before any row or folder exists ----
@@ -120,21 +172,60 @@ CASES = [
     c("train-unpublished-size", "train", "-d", "breastmnist", "-s", "32", says="32"),
     c("train-unknown-framework", *TRAIN, "-f", "mxnet", says="mxnet"),
     c("train-unknown-model", "train", "-m", "nosuchnet", "-d", "breastmnist", says="nosuchnet"),
-    c("train-pretrained-simple-cnn", *TRAIN, "--pretrained", says="simple_cnn", absent=NOTHING_STORED,
-      needs="shared"),
-    c("train-missing-data-file", *TRAIN, "--data-file", "{tmp}/none.npz", says="none.npz",
-      absent=NOTHING_STORED),
-    c("train-other-datasets-file", *TRAIN, "--data-file", "{pneumonia}", says="pneumoniamnist",
-      absent=NOTHING_STORED, needs="shared"),
+    c(
+        "train-pretrained-simple-cnn",
+        *TRAIN,
+        "--pretrained",
+        says="simple_cnn",
+        absent=NOTHING_STORED,
+        needs="shared",
+    ),
+    c(
+        "train-missing-data-file",
+        *TRAIN,
+        "--data-file",
+        "{tmp}/none.npz",
+        says="none.npz",
+        absent=NOTHING_STORED,
+    ),
+    c(
+        "train-other-datasets-file",
+        *TRAIN,
+        "--data-file",
+        "{pneumonia}",
+        says="pneumoniamnist",
+        absent=NOTHING_STORED,
+        needs="shared",
+    ),
     c("train-32px-file", *TRAIN, "--data-file", "{npz32}", says="28, 64, 128, 224", absent=NOTHING_STORED),
-    c("train-official-file-missing", "train", "-d", "pneumoniamnist", "-e", "1",
-      says="medbench download pneumoniamnist", absent=NOTHING_STORED),
-    c("train-missing-weights", *TRAIN, "--weights", "{tmp}/none.pth", says="none.pth", absent=NOTHING_STORED,
-      needs="shared"),
+    c(
+        "train-official-file-missing",
+        "train",
+        "-d",
+        "pneumoniamnist",
+        "-e",
+        "1",
+        says="medbench download pneumoniamnist",
+        absent=NOTHING_STORED,
+    ),
+    c(
+        "train-missing-weights",
+        *TRAIN,
+        "--weights",
+        "{tmp}/none.pth",
+        says="none.pth",
+        absent=NOTHING_STORED,
+        needs="shared",
+    ),
     c("train-output-is-file", *TRAIN, "-o", "{file}", says="{file}", absent=NOTHING_STORED, needs="shared"),
     c("train-output-read-only", *TRAIN, "-o", "/sys/medbench-x", says="/sys/medbench-x", needs="shared+sys"),
-    c("train-home-read-only", *TRAIN, says="/sys/medbench-home", env={"MEDBENCH_HOME": "/sys/medbench-home"},
-      needs="shared+sys"),
+    c(
+        "train-home-read-only",
+        *TRAIN,
+        says="/sys/medbench-home",
+        env={"MEDBENCH_HOME": "/sys/medbench-home"},
+        needs="shared+sys",
+    ),
     c("resume-missing", "train", "--resume", "{tmp}/no-run", says="no-run"),
     c("resume-file", "train", "--resume", "{file}", says="{file}"),
     c("resume-not-a-run", "train", "--resume", "{folder}", says="not a resumable run folder"),
@@ -146,8 +237,15 @@ CASES = [
     c("evaluate-truncated-checkpoint-json", "evaluate", "{trunc_meta}", says="damaged"),
     c("evaluate-missing-folder", "evaluate", "{tmp}/no-run", says="no-run"),
     c("evaluate-unknown-split", "evaluate", "{run}", "--split", "dev", says="'dev'"),
-    c("evaluate-other-datasets-file", "evaluate", "{run}", "--data-file", "{pneumonia}", says="breastmnist",
-      needs="shared"),
+    c(
+        "evaluate-other-datasets-file",
+        "evaluate",
+        "{run}",
+        "--data-file",
+        "{pneumonia}",
+        says="breastmnist",
+        needs="shared",
+    ),
     c("evaluate-missing-data-file", "evaluate", "{run}", "--data-file", "{tmp}/none.npz", says="none.npz"),
     c("evaluate-negative-bootstrap", "evaluate", "{run}", "--bootstrap", "-5", says="--bootstrap -5"),
     c("predict-truncated-checkpoint-json", "predict", "{trunc_meta}", "{bomb}", says="damaged"),
@@ -160,8 +258,14 @@ CASES = [
     c("markup-in-root", "datasets", "--root", "{weird}/missing", says="we[ir]d/missing"),
     c("markup-in-run-folder", "evaluate", "{weird}/no-run", says="we[ir]d/no-run"),
     c("markup-in-store", "results", "--store", "{weird}/s.sqlite", says="we[ir]d/s.sqlite"),
-    c("markup-in-home", "train", "--resume", "{weird}/home/runs/x", says="we[ir]d/home/runs/x",
-      env={"MEDBENCH_HOME": "{weird}/home"}),
+    c(
+        "markup-in-home",
+        "train",
+        "--resume",
+        "{weird}/home/runs/x",
+        says="we[ir]d/home/runs/x",
+        env={"MEDBENCH_HOME": "{weird}/home"},
+    ),
     # ---- other commands ----
     c("weights-unknown-model", "weights", "download", "nosuchnet", says="nosuchnet"),
     c("bench-unpublished-size", "bench", "-s", "30", says="30"),
@@ -178,8 +282,11 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -228,7 +335,9 @@ def scene(tmp_path_factory) -> dict[str, str]:
     (tmp / "empty-frameworks.toml").write_text(
         'name = "empty"\n[grid]\ndatasets = ["breastmnist"]\nframeworks = []\n'
     )
-    images = {f"{s}_images": np.zeros((n, 32, 32), np.uint8) for s, n in (("train", 4), ("val", 2), ("test", 2))}
+    images = {
+        f"{s}_images": np.zeros((n, 32, 32), np.uint8) for s, n in (("train", 4), ("val", 2), ("test", 2))
+    }
     labels = {f"{s}_labels": np.zeros((n, 1), np.uint8) for s, n in (("train", 4), ("val", 2), ("test", 2))}
     np.savez_compressed(tmp / "breast32.npz", **images, **labels)
     ResultsStore(tmp / "store.sqlite")
@@ -264,7 +373,9 @@ def _invoke(case: Case, scene: dict[str, str]) -> tuple[subprocess.CompletedProc
     home = Path(scene["tmp"]) / "homes" / case.id
     values = {**scene, "home": str(home)}
     env = {
-        k: v for k, v in os.environ.items() if k not in ("MEDBENCH_RESULTS", "MEDBENCH_HOME", "MEDBENCH_DATA_ROOT")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MEDBENCH_RESULTS", "MEDBENCH_HOME", "MEDBENCH_DATA_ROOT")
     }
     env.update(MEDBENCH_HOME=str(home), MEDBENCH_DATA_ROOT=scene["data"], COLUMNS="200")
     env.update({k: _fill(v, values) for k, v in case.env.items()})
@@ -303,7 +414,9 @@ def test_bad_input(case: Case, outcomes):
     result, values = outcomes[case.id]
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output[-3000:]
-    assert result.returncode == case.code, f"exit {result.returncode}, expected {case.code}:\n{output[-3000:]}"
+    assert result.returncode == case.code, (
+        f"exit {result.returncode}, expected {case.code}:\n{output[-3000:]}"
+    )
     assert _fill(case.says, values) in output, output[-3000:]
     if case.code != 0:
         errors = [line for line in result.stderr.splitlines() if line.strip()]

@@ -35,7 +35,7 @@ def report_command(
             f"--output {output} is a file; the report is a folder (report.html, report.md and PNGs).",
             "Pass a folder, e.g. -o report.",
         )
-    results = open_existing_store(store)
+    results = open_existing_store(store, doing="No runs to report")
     if results is None:
         raise NoRunsError("No runs to report yet (no results store).", "Train or run something first.")
     files = write_report(results, output, experiment=experiment, datasets=dataset)

@@ -93,6 +93,18 @@ def _data_file_overrides(items: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
+def _check_local_files(trials) -> None:
+    """Each local data file holds its trial's dataset (not another's), checked once before anything runs."""
+    from medbench.preflight import check_data_file
+
+    seen = set()
+    for t in trials:
+        d = t.config.data
+        if d.data_file is not None and (d.dataset, d.size, str(d.data_file)) not in seen:
+            seen.add((d.dataset, d.size, str(d.data_file)))
+            check_data_file(d.dataset, d.size, d.data_file, purpose="train")
+
+
 @app.command("run")
 def run_command(
     experiment: Annotated[str, typer.Argument(help="An experiment file, or a shipped one: quick, ...")],
@@ -124,6 +136,7 @@ def run_command(
     parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     spec = load_experiment(experiment, parsed)
     trials = expand(spec)
+    _check_local_files(trials)
     results = ResultsStore(store)
     done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
     done = {k: v for k, v in done.items() if v is not None}
