@@ -6,7 +6,6 @@ weights in its framework's own format, so both commands preprocess exactly as tr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,18 +38,11 @@ def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     """Rebuilds the model of a run folder in its framework and loads its best weights."""
     from medbench.frameworks import get_framework
     from medbench.frameworks.base import RuntimeSettings
-    from medbench.training import CHECKPOINT_META, _best_weights_path, model_inputs
+    from medbench.preflight import read_run_meta, run_folder
+    from medbench.training import _best_weights_path, model_inputs
 
-    folder = Path(folder)
-    if folder.is_file():  # the weights file itself was given
-        folder = folder.parent
-    meta_path = folder / CHECKPOINT_META
-    if not meta_path.exists():
-        raise MedbenchError(
-            f"{folder} is not a medbench run folder (no {CHECKPOINT_META}).",
-            "Pass the checkpoint folder printed by `medbench train` (see `medbench results`).",
-        )
-    meta = json.loads(meta_path.read_text())
+    meta = read_run_meta(folder)  # a missing, empty or truncated checkpoint.json: one clear error
+    folder = run_folder(folder)
     config = parse_config(meta["config"])
     fw = get_framework(meta["framework"])
     fw.configure(RuntimeSettings(threads=config.runtime.threads, device=config.runtime.device))
@@ -113,14 +105,27 @@ def read_image(path: Path, *, channels: int, size: int) -> np.ndarray:
     The image is converted to the dataset's channels and resized to the side the model was trained on
     (bilinear, with Pillow's antialiasing when shrinking, as MedMNIST built its images from larger ones).
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            converted = img.convert("L" if channels == 1 else "RGB")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those too, before decoding
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                converted = img.convert("L" if channels == 1 else "RGB")
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file.", "Check the path.") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: a folder, not an image.", "Pass image files.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(
+            f"{path}: refused, it has more pixels than can be decoded safely "
+            f"({Image.MAX_IMAGE_PIXELS:,} at most).",
+            "Resize it to a few thousand pixels a side first (MedMNIST images are at most 224 px).",
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageReadError(f"{path}: not a readable image ({err}).", "Use a PNG or JPEG file.") from None
     if converted.size != (size, size):
@@ -128,13 +133,9 @@ def read_image(path: Path, *, channels: int, size: int) -> np.ndarray:
     return np.asarray(converted, dtype=np.uint8)
 
 
-def predict_files(checkpoint: LoadedCheckpoint, paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Class probabilities for each readable image; unreadable ones become error lines, the rest still run."""
-    from medbench.data.loading import Split
-    from medbench.data.pipeline import BatchPipeline
-    from medbench.metrics import scores_from_logits
-
-    meta, d = checkpoint.meta, checkpoint.config.data
+def read_images(meta: dict[str, Any], paths: list[Path]) -> tuple[list[np.ndarray], list[Path], list[str]]:
+    """Decodes every readable image as the run's data (``meta``: its checkpoint.json); each unreadable one
+    becomes an error line and the rest go on. Needs no framework, so it runs before a model is loaded."""
     images, kept, errors = [], [], []
     for path in paths:
         try:
@@ -142,8 +143,26 @@ def predict_files(checkpoint: LoadedCheckpoint, paths: list[Path]) -> tuple[list
             kept.append(path)
         except ImageReadError as err:
             errors.append(str(err))
+    return images, kept, errors
+
+
+def predict_files(checkpoint: LoadedCheckpoint, paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Class probabilities for each readable image; unreadable ones become error lines, the rest still run."""
+    images, kept, errors = read_images(checkpoint.meta, paths)
+    return predict_images(checkpoint, images, kept), errors
+
+
+def predict_images(
+    checkpoint: LoadedCheckpoint, images: list[np.ndarray], kept: list[Path]
+) -> list[dict[str, Any]]:
+    """Class probabilities of images decoded by :func:`read_images`."""
+    from medbench.data.loading import Split
+    from medbench.data.pipeline import BatchPipeline
+    from medbench.metrics import scores_from_logits
+
+    meta, d = checkpoint.meta, checkpoint.config.data
     if not images:
-        return [], errors
+        return []
     stack = np.stack(images)
     split = Split("predict", stack, np.zeros((len(stack), 1), dtype=np.uint8))
     batches = BatchPipeline(
@@ -170,4 +189,4 @@ def predict_files(checkpoint: LoadedCheckpoint, paths: list[Path]) -> tuple[list
                 "probabilities": {names[i]: float(score[i]) for i in range(len(names))},
             }
         )
-    return rows, errors
+    return rows

@@ -277,11 +277,22 @@ def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig) -> An
         ) from None
 
 
+MAX_DEPTH = 16  # config fields are at most a few levels deep; more is a typo (and would overflow the stack)
+
+
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     """Returns a copy of ``config`` with ``a.b.c = value`` set (used by CLI overrides such as ``recipe.epochs=3``)."""
+    parts = dotted.split(".")
+    if len(parts) > MAX_DEPTH or not all(p.strip() for p in parts):
+        shown = dotted if len(dotted) <= 60 else dotted[:57] + "..."
+        problem = f"is {len(parts)} levels deep" if len(parts) > MAX_DEPTH else "has an empty part"
+        raise ConfigError(
+            f"The field name {shown!r} {problem}.",
+            "Name a config field with a few dot-separated parts, e.g. recipe.optimizer.lr.",
+        )
     out = json.loads(json.dumps(config, default=str))
     node = out
-    *parents, leaf = dotted.split(".")
+    *parents, leaf = parts
     for key in parents:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):

@@ -6,9 +6,13 @@ Every error carries the problem and the fix as separate parts, so the CLI can pr
 
 from __future__ import annotations
 
+import errno
+
 
 class MedbenchError(Exception):
     """A problem the user can act on: what went wrong and what to do about it."""
+
+    exit_code = 2  # the CLI's exit status: a usage error (a value, a path or a file the user can change)
 
     def __init__(self, problem: str, fix: str | None = None):
         self.problem = problem
@@ -45,3 +49,48 @@ class DownloadError(MedbenchError, OSError):
 
 class ConfigError(MedbenchError, ValueError):
     """A configuration value that is missing, of the wrong type or out of range."""
+
+
+# What to do about an operating-system error, by errno: the CLI prints the error and this as one line.
+_OS_FIXES = {
+    errno.ENOSPC: "Free some space on that disk, or point medbench at another one "
+    "(--output, --store, $MEDBENCH_HOME).",
+    errno.EDQUOT: "Free some space within your quota, or point medbench at another disk "
+    "(--output, --store, $MEDBENCH_HOME).",
+    errno.EACCES: "Make it writable, or choose a folder you can write to (--output, --store, $MEDBENCH_HOME).",
+    errno.EPERM: "Make it writable, or choose a folder you can write to (--output, --store, $MEDBENCH_HOME).",
+    errno.EROFS: "That file system is read-only: choose a writable folder (--output, --store, $MEDBENCH_HOME).",
+    errno.ENOENT: "Check the path.",
+    errno.ENOTDIR: "A part of the path is a file, not a folder: check the path.",
+    errno.EISDIR: "That is a folder: pass a file.",
+    errno.EEXIST: "Remove it or choose another name.",
+    errno.ENAMETOOLONG: "Use a shorter path.",
+    errno.EMFILE: "Too many open files: raise the limit (ulimit -n) or run fewer trials at once.",
+    errno.ENOMEM: "Close other programs or use a smaller batch size or image size.",
+}
+
+
+def describe_os_error(err: BaseException) -> str | None:
+    """One line for a fault of the environment (disk full, permission denied, ...), or None for anything else.
+
+    Covers :class:`OSError` and SQLite's own I/O errors, which arrive as ``sqlite3.OperationalError``.
+    """
+    if isinstance(err, OSError) and not isinstance(err, MedbenchError):
+        what = err.strerror or str(err) or type(err).__name__
+        where = " ".join(f"{name}" for name in (err.filename, err.filename2) if name is not None)
+        fix = _OS_FIXES.get(err.errno or -1, "Check the path and the disk, then try again.")
+        return f"{what}{': ' + where if where else ''}. {fix}"
+    import sqlite3
+
+    if isinstance(err, sqlite3.OperationalError):
+        message = str(err)
+        for marker, fix in (
+            ("full", _OS_FIXES[errno.ENOSPC]),
+            ("readonly", _OS_FIXES[errno.EROFS]),
+            ("read-only", _OS_FIXES[errno.EROFS]),
+            ("unable to open", "Check that the results store's folder exists and is writable (--store)."),
+            ("disk i/o", "Check the disk holding the results store (--store), then try again."),
+        ):
+            if marker in message.lower():
+                return f"The results store could not be written: {message}. {fix}"
+    return None

@@ -46,11 +46,12 @@ class Variant(_Frozen):
 
 
 class Grid(_Frozen):
+    # every axis needs a value: an empty one would make a grid of 0 trials that "succeeds" doing nothing
     datasets: list[str] = Field(min_length=1)
-    sizes: list[int] = [28]
-    frameworks: list[str] = ["torch", "jax", "keras"]
-    models: list[str] = ["simple_cnn"]
-    seeds: list[int] = [0]
+    sizes: list[int] = Field(default=[28], min_length=1)
+    frameworks: list[str] = Field(default=["torch", "jax", "keras"], min_length=1)
+    models: list[str] = Field(default=["simple_cnn"], min_length=1)
+    seeds: list[int] = Field(default=[0], min_length=1)
     # named fine-tuning configurations (medbench.finetune.PRESETS); empty: the base's own `finetune`
     finetune: list[str] = Field(default_factory=list)
 
@@ -105,7 +106,7 @@ class ExperimentSpec(_Frozen):
     description: str = ""
     grid: Grid
     base: dict[str, Any] = Field(default_factory=dict)
-    variants: list[Variant] = Field(default_factory=lambda: [Variant(name="default")])
+    variants: list[Variant] = Field(default_factory=lambda: [Variant(name="default")], min_length=1)
     data_files: dict[str, Path] = Field(
         default_factory=dict
     )  # dataset flag -> a local npz in the official layout
@@ -138,7 +139,10 @@ class Trial:
 def load_experiment(source: str | Path, overrides: list[tuple[str, Any]] = ()) -> ExperimentSpec:
     """Reads an experiment file (or a shipped experiment by name: ``quick``, ``bloodmnist_sizes`` ...)."""
     path = resolve_experiment_path(source)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file.", "Pass an experiment TOML or JSON file.") from None
     try:
         raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -154,7 +158,13 @@ def load_experiment(source: str | Path, overrides: list[tuple[str, Any]] = ()) -
 
 
 def resolve_experiment_path(source: str | Path) -> Path:
-    path = Path(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.toml"))[:5]
+        raise ConfigError(
+            f"{path} is a folder, not an experiment file.",
+            "Pass a TOML or JSON file" + (f", e.g. one of {', '.join(inside)} inside it." if inside else "."),
+        )
     if path.exists():
         return path
     for suffix in (".toml", ".json"):

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from medbench.errors import ChecksumError, ConfigError, DownloadError
 
 MIRROR_ENV_VAR = "MEDBENCH_WEIGHTS_MIRROR"
@@ -401,6 +399,8 @@ def load_pretrained(framework: Any, model: Any, path: str | os.PathLike, *, fami
     Raises:
         WeightsError: the backbone does not fit; the fix says what to change (stem, RGB input, model).
     """
+    import numpy as np  # here, not at the top: the CLI imports this module and starts faster without numpy
+
     from medbench.finetune import HEAD_PREFIXES
     from medbench.frameworks.checkpoints import WeightsError, check_state_dict, is_ignored, read_state_dict
 

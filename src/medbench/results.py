@@ -67,7 +67,7 @@ JSON_COLUMNS: tuple[str, ...] = ("config", "dataset_provenance", "environment", 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _FIX_PATH = (
-    f"Pass another file (--results or ${RESULTS_ENV_VAR}), or move this one away and start a new store."
+    f"Pass another file (--store PATH or ${RESULTS_ENV_VAR}), or move this one away and start a new store."
 )
 
 T = TypeVar("T")
@@ -569,7 +569,7 @@ class ResultsStore:
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(
-                f"No run {run_id!r} in {self.path}.", "List the runs with `medbench results list`."
+                f"No run {run_id!r} in {self.path}.", "List the runs with `medbench results`."
             )
         return row[0]
 
@@ -679,7 +679,7 @@ class ResultsStore:
                 if not rows
                 else f"Run id prefix {run_id!r} is ambiguous."
             )
-            raise RunNotFoundError(problem, "List the runs with `medbench results list` and use a full id.")
+            raise RunNotFoundError(problem, "List the runs with `medbench results` and use a full id.")
         return RunRecord.from_row(rows[0])
 
     def list_runs(self, *, limit: int | None = None, **filters: Any) -> list[RunRecord]:

@@ -81,7 +81,7 @@ def _write_plots(records: Sequence[Any], folder: Path) -> None:
     from medbench.bench.plots import write_plots
 
     for path in write_plots(records, folder):
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, markup=False)
 
 
 @app.command("bench")
@@ -169,10 +169,13 @@ def bench_command(
         quick=quick,
     )
     result = run_session(
-        config, store_path=store, work_dir=work_dir, echo=lambda line: console.print(line, highlight=False)
+        config,
+        store_path=store,
+        work_dir=work_dir,
+        echo=lambda line: console.print(line, highlight=False, markup=False),
     )
     print_report(result.records, peak=result.peak)
-    console.print(f"session {result.session} in {result.store_path}", highlight=False)
+    console.print(f"session {result.session} in {result.store_path}", highlight=False, markup=False)
     if plot is not None:
         _write_plots(result.records, plot)
     if not any(r.status == "completed" for r in result.records):
@@ -190,9 +193,11 @@ def bench_report_command(
 ) -> None:
     """Tables (and with --plot, PNG figures) of a benchmark session already in the store."""
     from medbench.bench.session import PEAK_KIND
-    from medbench.results import ResultsStore
+    from medbench.preflight import open_existing_store
 
-    results = ResultsStore(store)
+    results = open_existing_store(store)
+    if results is None:
+        raise ConfigError("No benchmark rows yet (no results store).", "Run `medbench bench` first.")
     rows = results.list_runs(kind="bench")
     if not rows:
         raise ConfigError(

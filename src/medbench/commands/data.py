@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from medbench.commands.app import app, console, file_status_cell, file_table
@@ -27,6 +28,23 @@ def _sizes(sizes: list[int] | None, default: tuple[int, ...]) -> tuple[int, ...]
     return chosen
 
 
+def _existing_root(root: Path | None) -> Path | None:
+    """A data folder named for reading must exist: a typo would otherwise list every file as missing."""
+    if root is None:
+        return None
+    from medbench.errors import ConfigError
+
+    folder = root.expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            f"The data folder --root {folder} {what}.",
+            f"Pass the folder holding the .npz files, or leave --root out for ${registry.ROOT_ENV_VAR} "
+            f"(else {registry.DEFAULT_ROOT}).",
+        )
+    return root
+
+
 _SHORT_TASK = {
     "multi-label, binary-class": "multi-label",
     "ordinal-regression": "ordinal",
@@ -42,8 +60,10 @@ def datasets_command(
     """List every MedMNIST 2D dataset: task, classes, splits, license and which sizes are on disk."""
     from medbench.data.download import verify_dataset_file
 
+    root = _existing_root(root)
+
     table = file_table(
-        f"MedMNIST 2D datasets (data root: {registry.data_root(root)})",
+        f"MedMNIST 2D datasets (data root: {escape(str(registry.data_root(root)))})",
         where="on disk",
         checksum="MD5",
         verified=verify,
@@ -84,6 +104,7 @@ def datasets_command(
 def info_command(name: str, root: RootOption = None) -> None:
     """Show one dataset's metadata, class names and official files."""
     info = registry.get_dataset(name)
+    root = _existing_root(root)
     console.print(
         f"[bold]{info.title}[/] ({info.flag}) - {info.task.value}, {info.n_channels} channel(s), {info.license}"
     )
@@ -123,7 +144,7 @@ def download_command(
     for flag in flags:
         for s in _sizes(size, (28,)):
             path = download_dataset(flag, s, root=root, force=force)
-            console.print(f"[green]ok[/] {flag} {s}px -> {path}")
+            console.print(f"[green]ok[/] {flag} {s}px -> {escape(str(path))}")
 
 
 @app.command("verify")
@@ -139,7 +160,8 @@ def verify_command(
 
     flags = [registry.get_dataset(n).flag for n in names] if names else registry.list_datasets()
     sizes = _sizes(size, registry.SIZES)
-    table = Table(title=f"verification (data root: {registry.data_root(root)})")
+    root = _existing_root(root)
+    table = Table(title=f"verification (data root: {escape(str(registry.data_root(root)))})")
     for column in ("dataset", "size", "status", "MD5", "path"):
         table.add_column(column)
     bad = checked = 0
@@ -158,10 +180,11 @@ def verify_command(
             else:
                 status = "[red]MD5 mismatch[/]"
             bad += not result.ok
-            table.add_row(flag, str(s), status, result.md5_actual or "-", str(result.path))
+            table.add_row(flag, str(s), status, result.md5_actual or "-", escape(str(result.path)))
     if checked == 0:
         console.print(
-            f"No MedMNIST files found under {registry.data_root(root)}. Try `medbench download NAME`."
+            f"No MedMNIST files found under {registry.data_root(root)}. Try `medbench download NAME`.",
+            markup=False,
         )
         raise typer.Exit(1)
     console.print(table)

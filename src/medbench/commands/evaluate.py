@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from medbench.commands.app import app, console, err_console
@@ -29,10 +30,20 @@ def evaluate_command(
 ) -> None:
     """Official ACC/AUC, confidence intervals and per-class metrics of a checkpoint on one split."""
     from medbench.checkpoint import evaluate_checkpoint, load_checkpoint
+    from medbench.config import parse_config
     from medbench.errors import ConfigError
+    from medbench.preflight import check_data_file, read_run_meta
 
     if split not in ("train", "val", "test"):
         raise ConfigError(f"Unknown split {split!r}.", "Use train, val or test.")
+    if bootstrap < 0:
+        raise ConfigError(
+            f"--bootstrap {bootstrap} is negative.", "Give 0 (no intervals) or more, e.g. 1000."
+        )
+    # Everything that can be checked without the model is checked before its framework is imported.
+    run = parse_config(read_run_meta(checkpoint)["config"])
+    if data_file is not None:
+        check_data_file(run.data.dataset, run.data.size, data_file, purpose="evaluate")
     loaded = load_checkpoint(checkpoint)
     metrics = evaluate_checkpoint(loaded, split, data_file=data_file, root=root, bootstrap=bootstrap)
     if as_json:
@@ -58,7 +69,7 @@ def evaluate_command(
         names = loaded.meta["class_names"]
         for i, name in enumerate(names):
             table.add_row(
-                name,
+                escape(name),
                 *(f"{per_class[k][i]:.3f}" for k in ("precision", "recall", "f1")),
                 str(per_class["support"][i]),
             )
@@ -73,12 +84,20 @@ def predict_command(
     top: Annotated[int, typer.Option("--top", help="Classes to show per image.")] = 3,
 ) -> None:
     """Class probabilities for image files, preprocessed exactly as in training."""
-    from medbench.checkpoint import load_checkpoint, predict_files
+    from medbench.checkpoint import load_checkpoint, predict_images, read_images
+    from medbench.errors import ConfigError
+    from medbench.preflight import read_run_meta
 
-    loaded = load_checkpoint(checkpoint)
-    rows, errors = predict_files(loaded, images)
+    if top < 1:
+        raise ConfigError(f"--top {top} shows no classes.", "Give 1 or more, e.g. --top 3.")
+    # Images are decoded before the model is loaded: unreadable ones are reported, the others still run.
+    decoded, kept, errors = read_images(read_run_meta(checkpoint), images)
     for error in errors:
-        err_console.print(f"[red]error:[/] {error}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
+    if not decoded:
+        raise typer.Exit(1)
+    loaded = load_checkpoint(checkpoint)
+    rows = predict_images(loaded, decoded, kept)
     if as_json:
         print(json.dumps(rows, indent=1))
     elif rows:
@@ -91,11 +110,11 @@ def predict_command(
         table.add_column(f"top {top}")
         for row in rows:
             ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-            table.add_row(
-                row["image"],
-                row["prediction"],
+            table.add_row(  # paths and class names are the user's text, never markup
+                escape(row["image"]),
+                escape(row["prediction"]),
                 f"{row['probability']:.3f}",
-                ", ".join(f"{name} {p:.3f}" for name, p in ranked),
+                escape(", ".join(f"{name} {p:.3f}" for name, p in ranked)),
             )
         console.print(table)
     if errors:

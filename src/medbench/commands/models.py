@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from medbench.commands.app import app, console
@@ -36,6 +37,17 @@ def models_command(
     """Parameters and FLOPs per image of each registered model, each framework in its own process."""
     from medbench.frameworks.describe import describe
 
+    if size < 28:
+        raise ConfigError(
+            f"--size {size} is too small to build a model for.",
+            "Give 28 (the smallest MedMNIST size) or more.",
+        )
+    if classes < 1:
+        raise ConfigError(
+            f"--classes {classes}: a model needs at least one output.", "Give 1 or more, e.g. --classes 9."
+        )
+    if channels not in (1, 3):
+        raise ConfigError(f"--channels {channels} is not a MedMNIST image.", "Give 1 (grey) or 3 (RGB).")
     frameworks = framework or list(FRAMEWORKS)
     for name in frameworks:
         if name not in FRAMEWORKS:
@@ -78,6 +90,6 @@ def models_command(
     for name in frameworks:
         errors = {m: e["error"] for m, e in results[name]["models"].items() if "error" in e}
         if results[name].get("error"):
-            console.print(f"[red]{name}[/]: {results[name]['error']}")
+            console.print(f"[red]{name}[/]: {escape(str(results[name]['error']))}")
         for model_name, message in errors.items():
-            console.print(f"[dim]{name} {model_name}: {message}[/]", highlight=False)
+            console.print(f"[dim]{name} {model_name}: {escape(str(message))}[/]", highlight=False)

@@ -26,9 +26,19 @@ def report_command(
     ] = Path("report"),
 ) -> None:
     """Write report.html (one file, plots embedded), report.md and the plots as PNG files."""
-    from medbench.report import write_report
+    from medbench.errors import ConfigError
+    from medbench.preflight import open_existing_store
+    from medbench.report import NoRunsError, write_report
 
-    files = write_report(store, output, experiment=experiment, datasets=dataset)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(
+            f"--output {output} is a file; the report is a folder (report.html, report.md and PNGs).",
+            "Pass a folder, e.g. -o report.",
+        )
+    results = open_existing_store(store, doing="No runs to report")
+    if results is None:
+        raise NoRunsError("No runs to report yet (no results store).", "Train or run something first.")
+    files = write_report(results, output, experiment=experiment, datasets=dataset)
     # One path per line, the page first: easy to open, and to pick up in a script.
     for path in (files.html, files.markdown, *files.images):
-        console.print(str(path), highlight=False, soft_wrap=True)
+        console.print(str(path), highlight=False, soft_wrap=True, markup=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from medbench.commands.app import app, console
@@ -27,6 +28,25 @@ def _timing(record, key: str, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _check_filters(*, framework: str | None, size: int | None, status: str | None, limit: int | None) -> None:
+    """A filter no run can match is a typo: refused with the values that exist, not an empty table."""
+    from medbench.data.registry import SIZES
+    from medbench.errors import ConfigError
+    from medbench.frameworks import FRAMEWORKS
+    from medbench.results import STATUSES
+
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"Unknown --status {status!r}.", f"Choose one of {', '.join(STATUSES)}.")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit} would show no runs.", "Give 1 or more, or leave it out for all.")
+    if size is not None and size not in SIZES:
+        raise ConfigError(
+            f"--size {size} is not a MedMNIST size.", f"Choose one of {', '.join(map(str, SIZES))}."
+        )
+    if framework is not None and framework not in FRAMEWORKS:
+        raise ConfigError(f"Unknown --framework {framework!r}.", f"Choose one of {', '.join(FRAMEWORKS)}.")
+
+
 @app.command("results")
 def results_command(
     store: StoreOption = None,
@@ -45,10 +65,14 @@ def results_command(
     ] = None,
 ) -> None:
     """List runs in the order they started, filtered; optionally export them as CSV, JSON or Parquet."""
-    from medbench.results import ResultsStore
+    from medbench.preflight import open_existing_store
     from medbench.results import export as export_runs
 
-    results = ResultsStore(store)
+    _check_filters(framework=framework, size=size, status=status, limit=limit)
+    results = open_existing_store(store)
+    if results is None:
+        console.print("No runs yet: nothing has been trained or benchmarked with this results store.")
+        return
     runs = results.list_runs(
         limit=limit,
         **_filters(
@@ -63,12 +87,12 @@ def results_command(
     )
     if export is not None:
         path = export_runs(runs, export)
-        console.print(f"wrote {len(runs)} run(s) to {path}")
+        console.print(f"wrote {len(runs)} run(s) to {path}", markup=False)
         return
     if not runs:
-        console.print(f"No runs match in {results.path}.")
+        console.print(f"No runs match in {results.path}.", markup=False)
         return
-    table = Table(title=f"{len(runs)} run(s) in {results.path}")
+    table = Table(title=escape(f"{len(runs)} run(s) in {results.path}"))
     for column in (
         "run",
         "created",
@@ -97,6 +121,6 @@ def results_command(
             _metric(r, "test_acc"),
             _metric(r, "test_auc"),
             _timing(r, "train_s_per_epoch"),
-            (r.failure_reason or "")[:80],
+            escape((r.failure_reason or "")[:80]),
         )
     console.print(table)

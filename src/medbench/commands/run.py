@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from medbench import interrupt
 from medbench.commands.app import app, console
 from medbench.commands.train import _parse_override
 from medbench.errors import ConfigError
@@ -72,12 +74,12 @@ class GridDisplay:
             m = (record.metrics or {}) if record else {}
             t = (record.timings or {}) if record else {}
             table.add_row(
-                key,
+                escape(key),
                 f"[{style.get(state, 'white')}]{state}[/]",
                 _f(m.get("test_acc")),
                 _f(m.get("test_auc")),
                 _f(t.get("train_s_per_epoch"), 2),
-                ((record.failure_reason if record else None) or self.notes.get(key, ""))[:70],
+                escape(((record.failure_reason if record else None) or self.notes.get(key, ""))[:70]),
             )
         return table
 
@@ -98,6 +100,18 @@ def _data_file_overrides(items: list[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"--data-file {flag}: {path} does not exist.", "Check the path.")
         out.append((f"data_files.{flag.strip().lower()}", str(Path(path).expanduser().resolve())))
     return out
+
+
+def _check_local_files(trials) -> None:
+    """Each local data file holds its trial's dataset (not another's), checked once before anything runs."""
+    from medbench.preflight import check_data_file
+
+    seen = set()
+    for t in trials:
+        d = t.config.data
+        if d.data_file is not None and (d.dataset, d.size, str(d.data_file)) not in seen:
+            seen.add((d.dataset, d.size, str(d.data_file)))
+            check_data_file(d.dataset, d.size, d.data_file, purpose="train")
 
 
 @app.command("run")
@@ -143,19 +157,20 @@ def run_command(
     parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     spec = load_experiment(experiment, parsed)
     trials = expand(spec)
+    _check_local_files(trials)
     results = ResultsStore(store)
     done = {} if rerun else {t.key: results.find_completed(t.config_hash, kind="train") for t in trials}
     done = {k: v for k, v in done.items() if v is not None}
     held = TrialLeases(results, stale_after_s=stale_after_s).held()
     elsewhere = [t.key for t in trials if t.key not in done and (t.config_hash, "train") in held]
     if dry_run:
-        table = Table(title=f"{spec.name}: {len(trials)} trial(s), {len(done)} already done")
+        table = Table(title=escape(f"{spec.name}: {len(trials)} trial(s), {len(done)} already done"))
         for column in ("trial", "status", "config hash"):
             table.add_column(column)
         for t in trials:
             lease = held.get((t.config_hash, "train"))
             status = "done (skip)" if t.key in done else "running elsewhere" if lease else "to run"
-            table.add_row(t.key, status, t.config_hash[:12])
+            table.add_row(escape(t.key), status, t.config_hash[:12])
         console.print(table)
         return
     if spec.measure.train:
@@ -164,7 +179,11 @@ def run_command(
     display = GridDisplay([t.key for t in trials], done, exe_parallel)
     busy = f", {len(elsewhere)} running elsewhere" if elsewhere else ""
     console.print(
-        f"[bold]{spec.name}[/]: {len(trials)} trial(s), {len(done)} already done{busy}, executor {executor}"
+        f"[bold]{escape(spec.name)}[/]: {len(trials)} trial(s), {len(done)} already done{busy}, executor {executor}"
+    )
+    interrupt.keep(
+        f"Finished trials are kept in {results.path}; run `medbench run {experiment}` again to skip them "
+        "and go on with the rest."
     )
     with Live(display, console=console, refresh_per_second=2, transient=False):
         run_experiment(
@@ -182,7 +201,12 @@ def run_command(
         )
     if spec.measure.bench is not None:
         console.print("[bold]inference benchmark[/] (each cell in a fresh process)")
-        run_bench(spec, results, rerun=rerun, echo=lambda line: console.print(f"  {line}", highlight=False))
+        run_bench(
+            spec,
+            results,
+            rerun=rerun,
+            echo=lambda line: console.print(f"  {line}", highlight=False, markup=False),
+        )
         from medbench.commands.bench import print_report
 
         print_report(results.list_runs(kind="bench", experiment=spec.name))
@@ -190,7 +214,7 @@ def run_command(
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report)
     if path:
-        console.print(f"report: {path}")
+        console.print(f"report: {path}", markup=False)
     elsewhere = [k for k, (s, _) in display.state.items() if s == "running elsewhere"]
     if elsewhere:
         console.print(

@@ -8,12 +8,15 @@ from typing import Annotated, Any
 
 import tomllib
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from medbench import interrupt
 from medbench.commands.app import app, console
 from medbench.config import parse_config, set_dotted, stored_config
 from medbench.errors import ConfigError
 from medbench.paths import runs_dir
+from medbench.preflight import check_resume_folder, check_train_config, check_writable_folder
 
 Framework = typer.Option("--framework", "-f", help="torch, jax or keras.")
 
@@ -21,7 +24,12 @@ Framework = typer.Option("--framework", "-f", help="torch, jax or keras.")
 def _load_config_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"Config file {path} does not exist.", "Check the path.")
-    text = path.read_text()
+    if path.is_dir():
+        raise ConfigError(f"Config file {path} is a folder.", "Pass a TOML or JSON file inside it.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {path} is not a text file.", "Pass a TOML or JSON file.") from None
     try:
         return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -38,11 +46,17 @@ def _parse_override(text: str) -> tuple[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw  # a bare string such as adamw
+    except RecursionError:  # brackets nested thousands deep
+        raise ConfigError(
+            f"The value of --set {key.strip()[:60]} is nested too deeply.", "Give a plain value or list."
+        ) from None
     return key.strip(), value
 
 
 def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Config file < command-line flags < ``--set`` overrides."""
+    from medbench.config import set_dotted  # imported when used: the CLI starts faster without pydantic
+
     config = base
     for dotted, value in flags.items():
         if value is not None:
@@ -158,6 +172,7 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored."""
+    from medbench.config import parse_config, set_dotted
     from medbench.jobs import train_job
     from medbench.runner import run_job
 
@@ -205,28 +220,34 @@ def train_command(
         base = _load_config_file(config_file) if config_file else {}
         raw = build_config(base, flags, overrides or [])
         configs = [parse_config(set_dotted(raw, "seed", s)) for s in (seeds or [raw.get("seed", 0)])]
-        jobs = [train_job(c, runs_dir=output or runs_dir()) for c in configs]
-    records = [run_job(job, store_path=store, quiet=quiet) for job in jobs]
+        for config in configs:  # refused here, before any run row or folder exists
+            check_train_config(config)
+        folder = check_writable_folder(output or runs_dir(), option="--output (or $MEDBENCH_HOME)")
+        jobs = [train_job(c, runs_dir=folder) for c in configs]
+    records = []
+    for job in jobs:
+        interrupt.keep(
+            f"The run folder {job['run_dir']} was kept; continue it from its last finished epoch with "
+            f"`medbench train --resume {job['run_dir']}`."
+        )
+        records.append(run_job(job, store_path=store, quiet=quiet))
     _print_summary(records)
     failed = [r for r in records if r.status != "completed"]
     if failed:
         for r in failed:
-            console.print(f"[red]{r.status}[/] run {r.run_id[:8]}: {r.failure_reason}", highlight=False)
+            console.print(
+                f"[red]{r.status}[/] run {r.run_id[:8]}: {escape(str(r.failure_reason))}", highlight=False
+            )
         raise typer.Exit(1)
 
 
 def _resume_job(run_dir: Path) -> dict[str, Any]:
+    from medbench.config import parse_config
     from medbench.jobs import train_job
-    from medbench.training import CHECKPOINT_META, PROGRESS_FILE
 
-    meta_path = run_dir / CHECKPOINT_META
-    if not meta_path.exists() or not (run_dir / PROGRESS_FILE).exists():
-        raise ConfigError(
-            f"{run_dir} is not a resumable run folder (no {CHECKPOINT_META} or {PROGRESS_FILE}).",
-            "Pass the folder printed when the run was interrupted.",
-        )
     # a run folder from before `init`/`noise` existed resumes as it started: native
-    config = stored_config(json.loads(meta_path.read_text())["config"])
+    config = stored_config(check_resume_folder(run_dir)["config"])
+    check_train_config(config)  # its data file may have moved since
     return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True)
 
 
@@ -269,4 +290,4 @@ def _print_summary(records) -> None:
     console.print(table)
     for r in records:
         if r.status == "completed":
-            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False)
+            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False, markup=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from medbench import pretrained
@@ -25,7 +26,7 @@ def list_command(
 ) -> None:
     """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size."""
     table = file_table(
-        f"torchvision ImageNet weights (cache: {pretrained.cache_dir()})",
+        f"torchvision ImageNet weights (cache: {escape(str(pretrained.cache_dir()))})",
         where="cached",
         checksum="SHA-256",
         verified=verify,
@@ -66,7 +67,7 @@ def download_command(
     entries = [pretrained.get_pretrained(name) for name in names]  # every name checked before any download
     for entry in entries:
         path = pretrained.download_pretrained(entry.model, force=force)
-        console.print(f"[green]ok[/] {entry.model} -> {path}")
+        console.print(f"[green]ok[/] {entry.model} -> {escape(str(path))}")
 
 
 @weights_app.command("verify")
@@ -91,7 +92,7 @@ def verify_command(
             status = "[green]ok[/]"
         bad += not check.ok
         tensors = "-" if check.n_tensors is None else str(check.n_tensors)
-        table.add_row(str(path), status, check.model or "-", tensors, check.sha256)
+        table.add_row(escape(str(path)), status, check.model or "-", tensors, check.sha256)
     console.print(table)
     if bad:
         console.print(

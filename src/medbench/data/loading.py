@@ -416,7 +416,16 @@ def _check_image_shape(member: _Member, src: _Source) -> None:
         return
     hint = ""
     if len(shape) in (3, 4) and shape[1] == shape[2] and shape[1] != src.size:
-        hint = f" It holds {shape[1]} px images: load it with size={shape[1]} (--size {shape[1]})."
+        from medbench.data.registry import SIZES
+
+        if shape[1] in src.info.sizes:
+            hint = f" It holds {shape[1]} px images: load it with size={shape[1]} (--size {shape[1]})."
+        else:  # a size MedMNIST does not publish would only be refused in turn
+            hint = (
+                f" It holds {shape[1]} px images, and medbench reads files at the published sizes "
+                f"({', '.join(map(str, src.info.sizes or SIZES))}) only: resize the images to one of them "
+                "when writing the file (--resize-to then upsamples for the model)."
+            )
     elif len(shape) != expected_ndim:
         kind = (
             "RGB, so images need a trailing axis of 3" if rgb else "greyscale, so images have no channel axis"
