@@ -55,7 +55,6 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Config file < command-line flags < ``--set`` overrides."""
-    from medbench.config import set_dotted  # imported when used: the CLI starts faster without pydantic
 
     config = base
     for dotted, value in flags.items():
@@ -172,7 +171,6 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored."""
-    from medbench.config import parse_config, set_dotted
     from medbench.jobs import train_job
     from medbench.runner import run_job
 
@@ -242,7 +240,6 @@ def train_command(
 
 
 def _resume_job(run_dir: Path) -> dict[str, Any]:
-    from medbench.config import parse_config
     from medbench.jobs import train_job
 
     # a run folder from before `init`/`noise` existed resumes as it started: native
