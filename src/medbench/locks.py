@@ -34,14 +34,20 @@ class DownloadLockedError(MedbenchError):
 
 @contextmanager
 def download_lock(dest: str | os.PathLike, *, timeout_s: float = DOWNLOAD_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Holds ``<dest>.lock`` (removed when released) while this process downloads ``dest``."""
+    """Holds ``<dest>.lock`` while this process downloads ``dest``; the file goes when the lock does."""
     import filelock
 
     dest = Path(dest)
-    lock = filelock.FileLock(dest.with_name(dest.name + ".lock"), timeout=timeout_s)
+    path = dest.with_name(dest.name + ".lock")
+    lock = filelock.FileLock(path, timeout=timeout_s)
     try:
         with lock:
-            yield
+            try:
+                yield
+            finally:
+                # removed while still held: a process waiting on this inode sees it unlinked and locks a new
+                # file instead (filelock checks), so no lock file is left beside the data
+                path.unlink(missing_ok=True)
     except filelock.Timeout:
         raise DownloadLockedError(
             f"Another process has been downloading {dest} for more than {timeout_s:.0f} s.",
