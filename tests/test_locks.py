@@ -59,3 +59,18 @@ def test_the_lock_is_held_while_parent_or_worker_lives_and_freed_after(tmp_path)
         with pytest.raises(RunFolderLockedError, match=f"pid {os.getpid()}"):
             RunFolderLock(tmp_path).acquire()  # exclusive within one process too (another open file)
     RunFolderLock(tmp_path).acquire()
+
+
+def test_an_unwritable_folder_is_one_clear_error_not_a_traceback(tmp_path):
+    from medbench.errors import MedbenchError
+    from medbench.locks import download_lock
+
+    not_a_folder = tmp_path / "a-file"  # no one, root included, can create a folder inside a file
+    not_a_folder.write_text("")
+    with pytest.raises(MedbenchError, match="Cannot write in .*--output"):
+        RunFolderLock(not_a_folder / "run").acquire()
+    with (
+        pytest.raises(MedbenchError, match="Cannot write in .*--root"),
+        download_lock(not_a_folder / "x.npz"),
+    ):
+        pass

@@ -41,18 +41,27 @@ def download_lock(dest: str | os.PathLike, *, timeout_s: float = DOWNLOAD_LOCK_T
     path = dest.with_name(dest.name + ".lock")
     lock = filelock.FileLock(path, timeout=timeout_s)
     try:
-        with lock:
-            try:
-                yield
-            finally:
-                # removed while still held: a process waiting on this inode sees it unlinked and locks a new
-                # file instead (filelock checks), so no lock file is left beside the data
-                path.unlink(missing_ok=True)
+        lock.acquire()
     except filelock.Timeout:
         raise DownloadLockedError(
             f"Another process has been downloading {dest} for more than {timeout_s:.0f} s.",
             f"Wait for it to finish, or stop it and delete {dest.name}.lock and {dest.name}.part.",
         ) from None
+    except OSError as err:
+        raise _unwritable(
+            dest.parent, err, "a data folder you can write to (--root or $MEDBENCH_DATA_ROOT)"
+        ) from None
+    try:
+        yield
+    finally:
+        # removed while still held: a process waiting on this inode sees it unlinked and locks a new file
+        # instead (filelock checks), so no lock file is left beside the data
+        path.unlink(missing_ok=True)
+        lock.release()
+
+
+def _unwritable(folder: Path, err: OSError, instead: str) -> MedbenchError:
+    return MedbenchError(f"Cannot write in {folder} ({err.strerror or err}).", f"Choose {instead}.")
 
 
 class RunFolderLock:
@@ -72,8 +81,13 @@ class RunFolderLock:
             import fcntl
         except ImportError:  # Windows has no flock: run folders go unlocked there
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise _unwritable(
+                self.run_dir, err, "an output folder you can write to (--output or $MEDBENCH_HOME)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
