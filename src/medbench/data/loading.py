@@ -242,9 +242,16 @@ class _Source:
     def image_shape(self) -> str:
         return f"(N, {self.size}, {self.size}" + (", 3)" if self.info.n_channels == 3 else ")")
 
+    def replace_fix(self) -> str:
+        """How to get the official file in place of this one, which is kept (medbench deletes no data)."""
+        return (
+            f"Run {self.download_cmd}: it moves this file aside (to {self.path.name}.corrupt-<date>) and "
+            "fetches the official one."
+        )
+
     def layout_fix(self) -> str:
         if not self.custom:
-            return f"Delete it and run {self.download_cmd} to fetch the official file."
+            return self.replace_fix()
         labels = f"(N, {self.info.n_classes}) of 0/1" if self.info.task is Task.MULTI_LABEL else "(N, 1)"
         return (
             "Write it in the official MedMNIST layout (np.savez_compressed with keys "
@@ -277,8 +284,7 @@ def _identify(src: _Source, cache: Path, *, verify: bool, need_hash: bool) -> _I
         raise ChecksumError(
             f"{src.path} has MD5 {md5}, but the official {official_name} has {src.official_md5}: "
             "it is damaged or not the official file.",
-            f"Delete it and run {src.download_cmd}; to use it anyway as a custom file, "
-            "pass it with `--data-file PATH`.",
+            f"{src.replace_fix()} To use it anyway as a custom file, pass it with `--data-file PATH`.",
         )
     notes = () if matches else (f"MD5 differs from the official {official_name} (verify=False, used anyway)",)
     return _Identity(matches, matches, md5, sha256, notes)
@@ -300,9 +306,9 @@ def _missing_error(src: _Source) -> DataFileMissingError:
 
 def _corrupt_error(src: _Source, err: BaseException, key: str | None = None) -> InvalidDataFileError:
     where = f" (member {key}.npy)" if key else ""
-    fix = f"Delete it and download it again: {src.download_cmd}."
+    fix = src.replace_fix()
     if src.custom:
-        fix = f"Delete it and re-create or re-download it; the official file comes from {src.download_cmd}."
+        fix = f"Re-create or re-download it; the official file comes from {src.download_cmd}."
     return InvalidDataFileError(f"{src.path} is not a readable npz (zip) file{where}: {err}.", fix)
 
 
