@@ -34,3 +34,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"needs {marker}: {', '.join(missing)} not installed (pip install 'medbench[{marker}]')"
                 )
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """medbench's cache (unpacked members, hash sidecars) goes to a folder of the test session, not the
+    user's ``~/.cache/medbench``; child processes inherit it. A test may set its own."""
+    monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "medbench-cache"))

@@ -303,7 +303,9 @@ def test_a_corrupt_cached_copy_is_replaced(
         assert pretrained.resolve_pretrained("resnet18", **FAST) == dest
     assert dest.read_bytes() == checkpoint.read_bytes()
     assert len(server.hits) == 1
-    assert "deleting it" in caplog.text
+    assert "moved it to" in caplog.text
+    (aside,) = dest.parent.glob(f"{checkpoint.name}.corrupt-*")  # kept, not deleted
+    assert aside.read_bytes().endswith(b"0123456789")
 
 
 @pytest.mark.torch

@@ -507,3 +507,18 @@ def test_export_parquet_without_pyarrow(finished_runs, tmp_path, monkeypatch):
 def test_export_unknown_format(finished_runs, tmp_path):
     with pytest.raises(MedbenchError, match="format"):
         export(finished_runs, tmp_path / "runs.xlsx")
+
+
+def test_a_resumed_run_reopens_its_own_row_and_a_completed_one_stays_closed(store):
+    run_id = store.start_run(kind="train", config=CONFIG)
+    store.fail_run(run_id, "worker killed by SIGKILL", timings={"train_s": 1.0})
+    store.reopen_run(run_id)
+    (row,) = store.list_runs()
+    assert (row.run_id, row.status, row.failure_reason, row.finished_at) == (run_id, "running", None, None)
+    assert row.pid == os.getpid() and row.timings == {"train_s": 1.0}
+    store.finish_run(run_id, metrics={"test_acc": 0.5})
+    with pytest.raises(ValueError, match="already completed"):
+        store.reopen_run(run_id)
+    with pytest.raises(RunNotFoundError):
+        store.reopen_run("no-such-run")
+    assert [r.status for r in store.list_runs()] == ["completed"]

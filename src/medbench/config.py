@@ -35,7 +35,7 @@ class OptimizerConfig(_Frozen):
 
 class ScheduleConfig(_Frozen):
     kind: Literal["step", "cosine", "constant"] = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the epochs
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the run's steps (epochs 50 and 75 of 100)
     gamma: float = Field(0.1, gt=0)
     warmup_epochs: float = Field(0.0, ge=0)
     min_lr: float = Field(0.0, ge=0)

@@ -35,9 +35,11 @@ def train_job(
     experiment: str | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A training job; ``run_dir`` (for ``--resume``) defaults to a new folder under ``runs_dir``."""
-    run_id = str(uuid.uuid4())
+    """A training job; ``run_dir`` (for ``--resume``, with the run's own ``run_id``) defaults to a new
+    folder under ``runs_dir``."""
+    run_id = run_id or str(uuid.uuid4())
     return {
         "kind": "train",
         "run_id": run_id,

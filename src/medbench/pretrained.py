@@ -255,14 +255,19 @@ def verify_checkpoint(path: str | os.PathLike) -> CheckpointCheck:
 
 
 def _usable_cached_copy(path: Path, prefix: str, *, force: bool) -> bool:
-    """True when the cached file can be used; a copy that fails its hash is deleted (it is only a cache)."""
+    """True when the cached file can be used; a copy that fails its hash is moved aside, not deleted (torch
+    hub's cache is shared with torchvision, and the file may be someone's)."""
+    from medbench.data.download import move_aside
+
     if not path.is_file():
         return False
     actual = file_sha256(path)
     if actual.startswith(prefix):
         return not force
-    logger.warning("%s has SHA-256 %s, which does not start with %s: deleting it.", path, actual, prefix)
-    path.unlink()
+    aside = move_aside(path)
+    logger.warning(
+        "%s has SHA-256 %s, which does not start with %s: moved it to %s.", path, actual, prefix, aside.name
+    )
     return False
 
 

@@ -542,6 +542,28 @@ class ResultsStore:
         values = {"failure_reason": reason, "metrics": metrics, "timings": timings}
         self._close_or_update(run_id, status=status, values=values)
 
+    def reopen_run(self, run_id: str) -> None:
+        """Marks an unfinished run ``running`` again, in this process: a resumed run keeps its one row.
+
+        The reason and end time of its interruption are cleared; its metrics and timings stay until the
+        resumed run replaces them.
+
+        Raises:
+            RunNotFoundError: no such run.
+            ValueError: the run is already completed (a result is never reopened).
+        """
+
+        def write(conn: sqlite3.Connection) -> None:
+            if self._status(conn, run_id) == "completed":
+                raise ValueError(f"run {run_id} is already completed")
+            conn.execute(
+                "UPDATE runs SET status = 'running', failure_reason = NULL, finished_at = NULL, "
+                "hostname = ?, pid = ? WHERE run_id = ?",
+                (socket.gethostname(), os.getpid(), run_id),
+            )
+
+        self._transact(write)
+
     def _close_or_update(self, run_id: str, *, status: str | None, values: Mapping[str, Any]) -> None:
         encoded: dict[str, Any] = {}
         for name, value in values.items():

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medbench.locks import RunFolderLock
 from medbench.results import ResultsStore, RunRecord
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ def run_job(
     """
     store = ResultsStore(store_path)
     run_id = job.setdefault("run_id", str(uuid.uuid4()))
+    # One process trains in a run folder at a time: a refusal comes before the store or the folder is
+    # touched, and the worker inherits the lock (pass_fds), so it is held while either lives (medbench.locks).
+    lock = RunFolderLock(job["run_dir"]) if job.get("run_dir") else None
+    if lock is not None:
+        lock.acquire()
     job["store"] = str(store.path)
     if not detach:
         job["parent_pid"] = os.getpid()
@@ -83,8 +89,14 @@ def run_job(
     interrupted = False
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "medbench.worker", handle.name], env=child_env, stdout=log, stderr=log
+            [sys.executable, "-m", "medbench.worker", handle.name],
+            env=child_env,
+            stdout=log,
+            stderr=log,
+            pass_fds=lock.fds if lock is not None else (),
         )
+        if lock is not None:
+            lock.note(worker_pid=process.pid)
         try:
             returncode = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -104,6 +116,8 @@ def run_job(
         Path(handle.name).unlink(missing_ok=True)
         if log is not None:
             log.close()
+        if lock is not None:
+            lock.release()
     record = _settle(store, job, run_id, returncode, timeout_s)
     if interrupted:
         raise KeyboardInterrupt

@@ -23,6 +23,7 @@ def prepare_data(spec: ExperimentSpec, trials: list[Trial]) -> None:
     how to point the experiment at a local copy instead.
     """
     from medbench.data.download import download_dataset
+    from medbench.errors import ChecksumError
 
     needed = sorted(
         {(t.config.data.dataset, t.config.data.size) for t in trials if t.config.data.data_file is None}
@@ -30,7 +31,13 @@ def prepare_data(spec: ExperimentSpec, trials: list[Trial]) -> None:
     for flag, size in needed:
         root = next(t.config.data.root for t in trials if t.config.data.dataset == flag)
         try:
-            download_dataset(flag, size, root=root)
+            # a file the user put at the official path is never replaced here: `medbench download` does that
+            download_dataset(flag, size, root=root, mismatch="refuse")
+        except ChecksumError as err:
+            raise ChecksumError(
+                err.problem,
+                f"{err.fix} For this experiment: `medbench run {spec.name} --data-file {flag}=PATH`.",
+            ) from None
         except DownloadError as err:
             raise DownloadError(
                 err.problem,

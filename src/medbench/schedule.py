@@ -21,6 +21,8 @@ class Schedule:
         kind: ``step`` multiplies by ``gamma`` at each milestone (fractions of the run, as the MedMNIST baseline's
             x0.1 at 50% and 75%), ``cosine`` decays to ``min_lr``, ``constant`` keeps ``base_lr``.
         warmup_steps: linear warm-up from ``base_lr / warmup_steps`` before the schedule proper.
+        steps_per_epoch: kept for callers; the milestones are placed in steps, not epochs (see
+            :meth:`milestone_steps`).
     """
 
     base_lr: float
@@ -30,7 +32,7 @@ class Schedule:
     gamma: float = 0.1
     warmup_steps: int = 0
     min_lr: float = 0.0
-    steps_per_epoch: int = 1  # milestones fall on epoch boundaries, as in the official baseline
+    steps_per_epoch: int = 1
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -38,11 +40,22 @@ class Schedule:
         if self.kind == "constant":
             return self.base_lr
         if self.kind == "step":
-            # The baseline steps its scheduler once per epoch, so milestones are epochs, not raw steps.
-            epochs = max(1, round(self.total_steps / self.steps_per_epoch))
-            epoch = step // self.steps_per_epoch
-            passed = sum(epoch >= int(m * epochs) for m in self.milestones)
-            return self.base_lr * self.gamma**passed
+            lr = self.base_lr
+            for milestone in self.milestone_steps():
+                if step >= milestone:
+                    lr *= self.gamma  # one multiply per milestone, as MultiStepLR: 1e-3 * 0.1 * 0.1 == 1e-5
+            return lr
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * progress))
+
+    def milestone_steps(self) -> tuple[int, ...]:
+        """The first step at each milestone's rate: the fraction of the run's steps, rounded up.
+
+        For the official 100 epochs the 50% and 75% milestones are the first steps of epochs 50 and 75
+        (0-based), exactly where the baseline's per-epoch ``MultiStepLR`` changes the rate. Counting steps rather
+        than epochs gives a short run the same shares of each rate: rounded to epochs, one epoch would train
+        at ``base_lr x gamma^2`` throughout and two would jump straight past the middle rate.
+        """
+        # round() first: 0.7 * 10 is 7.000000000000001 in binary, whose ceiling would be one step late
+        return tuple(math.ceil(round(m * self.total_steps, 9)) for m in self.milestones)

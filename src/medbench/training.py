@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from medbench.errors import MedbenchError
 
 CHECKPOINT_META = "checkpoint.json"
 BEST_WEIGHTS = "best"
-STATE_DIR = "state"
+STATE_DIR = "state"  # the training state of runs saved before progress.json named its folder
 PROGRESS_FILE = "progress.json"
 FIRST_LOSSES = 20
 
@@ -35,7 +36,13 @@ class TrainingDiverged(MedbenchError):
 
 @dataclass
 class Progress:
-    """What a resumed run needs to continue exactly where it stopped (saved after every epoch)."""
+    """What a resumed run needs to continue exactly where it stopped (saved after every epoch).
+
+    Together with the trainer's state folder (``state``: weights, optimizer and every random stream the
+    framework draws from) this is the whole state of the loop: the batches are a pure function of
+    (seed, epoch, index), the learning rate of the step count, so a resumed run repeats the uninterrupted one
+    bit for bit.
+    """
 
     epochs_done: int = 0
     step: int = 0
@@ -45,6 +52,9 @@ class Progress:
     first_losses: list[float] = field(default_factory=list)  # the first steps' losses, to compare frameworks
     trajectory: list[float] = field(default_factory=list)  # the first recipe.trajectory_steps losses
     history: list[dict[str, float]] = field(default_factory=list)
+    run_id: str | None = None  # the store row this folder belongs to: a resumed run keeps it
+    state: str | None = None  # the folder (in the run folder) holding the state of the last finished epoch
+    train_s: float = 0.0  # training seconds of the finished epochs, summed over every process that ran them
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / (PROGRESS_FILE + ".tmp")
@@ -53,7 +63,18 @@ class Progress:
 
     @classmethod
     def load(cls, run_dir: Path) -> Progress:
-        return cls(**json.loads((run_dir / PROGRESS_FILE).read_text()))
+        path = run_dir / PROGRESS_FILE
+        try:
+            saved = json.loads(path.read_text())
+            return cls(**saved)
+        except (ValueError, TypeError) as err:
+            raise MedbenchError(
+                f"{path} is damaged ({type(err).__name__}: {err}), so the run cannot be resumed from it.",
+                "Train the run again from the start (its best checkpoint is still in the folder).",
+            ) from None
+
+    def state_dir(self, run_dir: Path) -> Path:
+        return run_dir / (self.state or STATE_DIR)
 
 
 # ---- data ---------------------------------------------------------------------------------------------------
@@ -262,19 +283,10 @@ def train(
     chrono = Chrono()
     chrono.start()
     run_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress.load(run_dir) if resume and (run_dir / PROGRESS_FILE).exists() else Progress()
     # The row exists before anything can fail, so every failure (a missing file included) is a result.
-    run_id = store.start_run(
-        run_id=run_id,
-        kind="train",
-        config=config.to_dict(),
-        framework=config.framework,
-        model=config.model,
-        dataset=config.data.dataset,
-        size=config.data.input_size,
-        seed=config.seed,
-        experiment=experiment,
-    )
-    progress = Progress()
+    run_id = _open_row(store, config, run_id=run_id or progress.run_id, experiment=experiment, resume=resume)
+    progress.run_id = run_id
     try:
         with chrono.phase("framework_import"):
             fw = get_framework(config.framework)
@@ -309,8 +321,6 @@ def train(
             init_record = _load_initial_weights(config, fw, model)
             noise = _noise_stream(config, fw, model)
             tuning = FinetunePlanner(config, fw.state_dict(model))
-            if resume and (run_dir / PROGRESS_FILE).exists():
-                progress = Progress.load(run_dir)
             # the plan in force when the saved state was written (the last finished epoch), so it loads
             plan = tuning.plan(max(progress.epochs_done - 1, 0))
             opt = config.recipe.optimizer
@@ -332,8 +342,8 @@ def train(
                 plan=plan,
             )
             if progress.epochs_done:
-                trainer.load_state(run_dir / STATE_DIR)
-        _write_checkpoint_meta(config, data, normalization, run_dir, fw.name)
+                trainer.load_state(progress.state_dir(run_dir))
+        _write_checkpoint_meta(config, data, normalization, run_dir, fw.name, run_id=run_id)
         steps_per_epoch = _steps_per_epoch(config, train_batches)
         schedule = Schedule(
             base_lr=config.recipe.optimizer.lr,
@@ -393,6 +403,29 @@ def train(
         raise
 
 
+def _open_row(store, config: RunConfig, *, run_id: str | None, experiment: str | None, resume: bool) -> str:
+    """A new ``running`` row, or, when resuming, the run's own row opened again (one row per run)."""
+    from medbench.results import RunNotFoundError
+
+    if resume and run_id is not None:
+        try:
+            store.reopen_run(run_id)
+            return run_id
+        except RunNotFoundError:
+            pass  # resumed into another store: the run gets its row there, under its own id
+    return store.start_run(
+        run_id=run_id,
+        kind="train",
+        config=config.to_dict(),
+        framework=config.framework,
+        model=config.model,
+        dataset=config.data.dataset,
+        size=config.data.input_size,
+        seed=config.seed,
+        experiment=experiment,
+    )
+
+
 def _steps_per_epoch(config: RunConfig, batches) -> int:
     n = len(batches)
     if config.recipe.max_steps_per_epoch:
@@ -422,9 +455,13 @@ def _loop(
     from medbench.progress import EpochProgress
 
     select = config.recipe.select_metric
+    patience = config.recipe.early_stopping_patience
+    carried_s = progress.train_s  # training time of the epochs earlier processes finished
     bar = EpochProgress(config.recipe.epochs, steps_per_epoch, title=_title(config), quiet=quiet)
     with bar:
         for epoch in range(progress.epochs_done, config.recipe.epochs):
+            if patience and progress.epochs_without_improvement >= patience:
+                break  # a resumed run that had already stopped early (then died in its final evaluation)
             if tuning.changes_at(epoch):  # gradual unfreezing: another stage joins
                 trainer.set_plan(tuning.plan(epoch))
                 bar.note(f"epoch {epoch + 1}: training {', '.join(tuning.describe(epoch)['groups'])}")
@@ -464,13 +501,28 @@ def _loop(
                 if improved or not _best_weights_path(run_dir, must_exist=False).exists():
                     fw.save_weights(trainer.model, run_dir / BEST_WEIGHTS)
                 progress.epochs_done = epoch + 1
-                trainer.save_state(run_dir / STATE_DIR)
-                progress.save(run_dir)
+                progress.train_s = carried_s + chrono.train_s
+                _save_state(trainer, progress, run_dir)
             bar.end_epoch(record)
-            patience = config.recipe.early_stopping_patience
             if patience and progress.epochs_without_improvement >= patience:
                 bar.note(f"early stop: no better {select} in {patience} epochs")
                 break
+
+
+def _save_state(trainer, progress: Progress, run_dir: Path) -> None:
+    """The epoch's training state in a folder of its own, then the progress that names it.
+
+    progress.json is replaced atomically, so whenever a run dies it names a complete state of the epoch it
+    counts; a state written after it (a crash between the two) is never read and is removed next time.
+    """
+    name = f"{STATE_DIR}-{progress.epochs_done:04d}"
+    shutil.rmtree(run_dir / name, ignore_errors=True)  # a half-written one left by a crash
+    trainer.save_state(run_dir / name)
+    progress.state = name
+    progress.save(run_dir)
+    for old in run_dir.glob(f"{STATE_DIR}*"):
+        if old.is_dir() and old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _update_best(progress: Progress, val: dict[str, Any], select: str, epoch: int) -> bool:
@@ -519,9 +571,9 @@ def train_label_counts(data) -> dict[str, Any]:
 
 
 def _per_epoch(chrono, progress: Progress) -> dict[str, float]:
-    summary = chrono.summary()
+    """Training time per epoch over every epoch the run trained, in this process and in earlier ones."""
     epochs = max(1, progress.epochs_done)
-    return {"train_s_per_epoch": summary["train_s"] / epochs}
+    return {"train_s_per_epoch": progress.train_s / epochs, "train_s_all_processes": progress.train_s}
 
 
 def _gpu_peak(fw):
@@ -541,12 +593,15 @@ def _title(config: RunConfig) -> str:
     return f"{config.framework} {config.model} {config.data.dataset} {config.data.input_size}px seed {config.seed}"
 
 
-def _write_checkpoint_meta(config: RunConfig, data, normalization, run_dir: Path, framework: str) -> None:
+def _write_checkpoint_meta(
+    config: RunConfig, data, normalization, run_dir: Path, framework: str, *, run_id: str
+) -> None:
     """Everything ``evaluate`` and ``predict`` need to preprocess exactly as in training."""
     from medbench.data.transforms import Normalization
 
     norm = normalization if isinstance(normalization, Normalization) else None
     meta = {
+        "run_id": run_id,
         "config": config.to_dict(),
         "framework": framework,
         "dataset": data.info.flag,

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -324,6 +329,48 @@ def test_download_dataset_replaces_a_corrupt_file_and_says_so(
     assert md5sum(dest) == official_md5("pneumoniamnist")
     assert len(mirror.hits) == 1
     assert hashlib.md5(b"half a file").hexdigest() in caplog.text
+    (aside,) = tmp_path.glob("pneumoniamnist.npz.corrupt-*")  # the user's file is kept, not deleted
+    assert re.fullmatch(r"pneumoniamnist\.npz\.corrupt-\d{8}-\d{6}", aside.name)
+    assert aside.read_bytes() == b"half a file" and aside.name in caplog.text
+
+
+def test_refusing_a_file_that_fails_its_md5_leaves_it_and_writes_nothing(
+    mirror: FakeServer, tmp_path: Path
+) -> None:
+    """What `medbench run` asks for: a file the user put at the official path is not medbench's to replace."""
+    dest = tmp_path / "pneumoniamnist.npz"
+    dest.write_bytes(b"my own rebuild")
+    with pytest.raises(ChecksumError) as caught:
+        download_dataset("pneumoniamnist", root=tmp_path, mismatch="refuse", **FAST)
+    assert str(dest) in caught.value.problem and "--data-file" in caught.value.fix
+    assert "medbench download pneumoniamnist" in caught.value.fix
+    assert [p.name for p in tmp_path.iterdir()] == ["pneumoniamnist.npz"]  # no .part, .lock or cache
+    assert dest.read_bytes() == b"my own rebuild" and mirror.hits == []
+
+
+def test_two_processes_downloading_one_file_take_turns(http_server: FakeServer, tmp_path: Path) -> None:
+    """The second waits on the first's lock, then finds the verified file (no shared .part, no crash)."""
+    http_server.plan(PNEUMONIA, "stall-after:4096")  # the first attempt stalls, so the two overlap
+    script = (
+        "import sys; from medbench.data.download import download_dataset\n"
+        "print(download_dataset('pneumoniamnist', root=sys.argv[1], retries=3, timeout=1.5, backoff=0.0,"
+        " progress=False))"
+    )
+    env = {**os.environ, MIRROR_ENV_VAR: http_server.url("/")}
+    command = [sys.executable, "-c", script, str(tmp_path)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = part_path(tmp_path / "pneumoniamnist.npz")
+    deadline = time.monotonic() + 60
+    while not part.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    assert part.exists(), "the first download never started"
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert md5sum(tmp_path / "pneumoniamnist.npz") == official_md5("pneumoniamnist")
+    assert [hit.range for hit in http_server.hits] == [None, "bytes=4096-"]  # the second fetched nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pneumoniamnist.npz"]
 
 
 def test_download_dataset_force_downloads_afresh(
@@ -339,7 +386,7 @@ def test_download_dataset_force_downloads_afresh(
 
 def test_download_dataset_error_points_to_the_official_file(mirror: FakeServer, tmp_path: Path) -> None:
     mirror.plan(PNEUMONIA, "404")
-    (tmp_path / "pneumoniamnist.npz").write_bytes(b"half a file")  # known corrupt: must not survive
+    (tmp_path / "pneumoniamnist.npz").write_bytes(b"half a file")  # not at the final path, but kept aside
     with pytest.raises(DownloadError) as caught:
         download_dataset("pneumoniamnist", root=tmp_path, **FAST)
     err = caught.value
@@ -348,6 +395,8 @@ def test_download_dataset_error_points_to_the_official_file(mirror: FakeServer, 
     for expected in (official.url, official.md5, str(tmp_path), "pneumoniamnist.npz", MIRROR_ENV_VAR):
         assert expected in err.fix
     assert not (tmp_path / "pneumoniamnist.npz").exists()
+    (aside,) = tmp_path.glob("pneumoniamnist.npz.corrupt-*")  # offline, the user's bytes are still there
+    assert aside.read_bytes() == b"half a file"
 
 
 # --- verify_dataset_file ------------------------------------------------------------------------------------

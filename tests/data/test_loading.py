@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from medbench.errors import (
     InvalidSizeError,
     UnknownDatasetError,
 )
+from medbench.paths import cache_dir
 from tests.data.fixtures import SHARED_MEDMNIST, copy_shared, fake_arrays, make_fake_medmnist, shared_file
 
 PATHMNIST_SUBSET_SHA256 = "21ffbfaab71061cbf2a11a6b4bf41c0f64c0278a7dbf19325d96bb680d1d6b16"
@@ -103,7 +105,8 @@ def test_truncated_file_is_reported_as_corrupt(tmp_path) -> None:
     with pytest.raises(InvalidDataFileError) as err:
         load_dataset("breastmnist", root=tmp_path, cache_dir=tmp_path / "cache")
     assert "not a readable npz" in err.value.problem
-    assert "Delete it" in err.value.fix and "medbench download breastmnist --size 28" in err.value.fix
+    assert "medbench download breastmnist --size 28" in err.value.fix
+    assert "breastmnist.npz.corrupt-" in err.value.fix  # the file is moved aside by the download, not deleted
 
 
 def _damage(path, offset: int = 200_000) -> None:
@@ -127,7 +130,8 @@ def test_damaged_member_is_reported_as_corrupt(tmp_path, how: str) -> None:
     where = {"path": path} if how == "custom" else {"root": tmp_path, "verify": False}
     with pytest.raises(InvalidDataFileError, match="not a readable npz") as err:
         load_dataset("breastmnist", cache_dir=tmp_path / "cache", **where)
-    assert "train_images" in err.value.problem and "Delete it" in err.value.fix
+    assert "train_images" in err.value.problem
+    assert ("Re-create" if how == "custom" else "medbench download breastmnist") in err.value.fix
 
 
 # ---- layout checks ----------------------------------------------------------------------------------------
@@ -267,7 +271,8 @@ def test_large_members_are_unpacked_and_memory_mapped(tmp_path) -> None:
     assert lazy.provenance.memory_mapped == ("train_images", "val_images", "test_images")
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(lazy[split].images, eager[split].images)
-    folder = tmp_path / ".medbench-cache" / f"pathmnist-{lazy.provenance.sha256[:16]}"
+    folder = cache_dir() / f"pathmnist-{lazy.provenance.sha256[:16]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pathmnist.npz"]  # nothing beside the data
     assert sorted(p.name for p in folder.iterdir()) == [
         "test_images.npy",
         "train_images.npy",
@@ -284,7 +289,7 @@ def test_unpacked_members_are_reused_and_repaired(tmp_path, monkeypatch) -> None
     monkeypatch.setattr(loading, "_unpack_member", lambda *a: calls.append(a[1]) or real_unpack(*a))
     load_dataset("pathmnist", path=path, mmap_threshold=0)
     assert calls == []
-    cached = tmp_path / ".medbench-cache" / f"pathmnist-{first.provenance.sha256[:16]}" / "val_images.npy"
+    cached = cache_dir() / f"pathmnist-{first.provenance.sha256[:16]}" / "val_images.npy"
     del first
     cached.write_bytes(cached.read_bytes()[:100])  # a damaged cache file is unpacked again
     again = load_dataset("pathmnist", path=path, mmap_threshold=0)
@@ -314,21 +319,40 @@ def test_hashes_come_from_the_sidecar_until_the_file_changes(tmp_path, monkeypat
 
 
 def test_cache_dir_defaults(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv(loading.CACHE_ENV_VAR, raising=False)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    assert loading.default_cache_dir(data_dir / "x.npz") == data_dir / ".medbench-cache"
-    read_only = tmp_path / "shared"
-    read_only.mkdir()
-    read_only.chmod(0o555)
+    """medbench's own folder, never one beside the data (which may be read-only, and is the user's)."""
+    for var in (loading.CACHE_ENV_VAR, "MEDBENCH_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    data_file = tmp_path / "data" / "x.npz"
+    assert loading.default_cache_dir(data_file) == Path("~/.cache/medbench").expanduser()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    try:
-        assert loading.default_cache_dir(read_only / "x.npz") == tmp_path / "xdg" / "medbench"
-        assert not (read_only / ".medbench-cache").exists()
-    finally:
-        read_only.chmod(0o755)
+    assert loading.default_cache_dir(data_file) == tmp_path / "xdg" / "medbench"
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+    assert loading.default_cache_dir(data_file) == tmp_path / "home" / "cache"
     monkeypatch.setenv(loading.CACHE_ENV_VAR, str(tmp_path / "env"))
-    assert loading.default_cache_dir(data_dir / "x.npz") == tmp_path / "env"
+    assert loading.default_cache_dir(data_file) == tmp_path / "env"
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o555], ids=["writable", "read-only"])
+def test_nothing_is_written_beside_the_data(tmp_path, monkeypatch, mode) -> None:
+    """Large members are unpacked and hashes cached in medbench's cache under MEDBENCH_HOME, never in the
+    user's data folder, whether it could be written (it used to get a .medbench-cache) or not (../shared)."""
+    monkeypatch.delenv(loading.CACHE_ENV_VAR, raising=False)
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = make_fake_medmnist(shared, "pathmnist")
+    shared.chmod(mode)
+    try:
+        data = load_dataset("pathmnist", path=path, mmap_threshold=0)
+        again = load_dataset("pathmnist", path=path, mmap_threshold=0)
+        assert isinstance(data["train"].images, np.memmap)
+        assert data.provenance.sha256 == again.provenance.sha256
+        assert sorted(p.name for p in shared.iterdir()) == ["pathmnist.npz"]
+        cache = tmp_path / "home" / "cache"
+        assert list(cache.glob("pathmnist.npz-*.hashes.json"))
+        assert Path(data["train"].images.filename).parent.parent == cache
+    finally:
+        shared.chmod(0o755)
 
 
 def test_unpacking_a_large_member_keeps_memory_bounded(tmp_path, monkeypatch) -> None:

@@ -188,3 +188,39 @@ def test_two_runs_of_one_experiment_at_once_train_each_trial_once(tmp_path):
     rows = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="twice")
     assert sorted((r.seed, r.status) for r in rows) == [(0, "completed"), (1, "completed")]
     assert any("running elsewhere" in out or "skipped" in out for out in outputs)
+
+
+def test_run_never_replaces_a_users_file_at_the_official_path(tmp_path):
+    """A non-official bloodmnist.npz in the data root is refused with the fix, not deleted and re-downloaded
+    (offline, it used to be simply gone)."""
+    from tests.data.fixtures import make_fake_medmnist
+
+    root = tmp_path / "data"
+    root.mkdir()
+    mine = make_fake_medmnist(root, "bloodmnist", 28)
+    before = mine.read_bytes()
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="users_file", datasets='["bloodmnist"]'))
+    offline = tmp_path / "empty-mirror"
+    offline.mkdir()
+    env_home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "medbench.cli", "run", str(exp)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "MEDBENCH_HOME": str(env_home),
+            "MEDBENCH_CACHE_DIR": str(env_home / "cache"),
+            "MEDBENCH_DATA_ROOT": str(root),
+            "MEDBENCH_MIRROR": offline.as_uri(),
+            "COLUMNS": "200",
+        },
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "--data-file" in result.stderr, result.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["bloodmnist.npz"]  # nothing moved, added or removed
+    assert mine.read_bytes() == before
+    store = env_home / "results.sqlite"
+    assert not store.exists() or not ResultsStore(store).list_runs()  # refused before any trial started

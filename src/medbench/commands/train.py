@@ -175,7 +175,10 @@ def train_command(
     from medbench.runner import run_job
 
     if resume is not None:
-        jobs = [_resume_job(resume)]
+        job = _resume_job(resume, store)
+        if job is None:
+            return  # already completed: nothing to do
+        jobs = [job]
     else:
         flags = {
             "framework": framework,
@@ -239,13 +242,67 @@ def train_command(
         raise typer.Exit(1)
 
 
-def _resume_job(run_dir: Path) -> dict[str, Any]:
+def _resume_job(run_dir: Path, store_path: Path | None) -> dict[str, Any] | None:
+    """The job that continues the run in ``run_dir`` under its own run id, or None if it is completed."""
     from medbench.jobs import train_job
+    from medbench.results import ResultsStore
+    from medbench.training import CHECKPOINT_META, PROGRESS_FILE, Progress
 
-    # a run folder from before `init`/`noise` existed resumes as it started: native
-    config = stored_config(check_resume_folder(run_dir)["config"])
+    meta_path = run_dir / CHECKPOINT_META
+    if (run_dir / PROGRESS_FILE).exists():
+        check_resume_folder(run_dir)  # refuses a damaged checkpoint.json or progress.json in one line
+    if not meta_path.is_file():
+        raise ConfigError(
+            f"{run_dir} is not a resumable run folder (no {CHECKPOINT_META}).",
+            "Pass the folder printed when the run was interrupted.",
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+        # a run folder from before `init`/`noise` existed resumes as it started: native
+        config = stored_config(meta["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"{meta_path} is damaged ({type(err).__name__}: {err}), so the run cannot be resumed.",
+            "Train the run again from the start.",
+        ) from None
+    # A run that died in its first epoch has no progress yet: it starts again, in its own row.
+    progress = Progress.load(run_dir) if (run_dir / PROGRESS_FILE).exists() else Progress()
+    store = ResultsStore(store_path)
+    run_id = progress.run_id or meta.get("run_id") or _run_id_from_folder(run_dir, store)
+    record = _stored_run(store, run_id)
+    if record is not None and record.status == "completed":
+        from rich.markup import escape
+
+        acc = (record.metrics or {}).get("test_acc")
+        result = f", test ACC {acc:.4f}" if isinstance(acc, (int, float)) else ""
+        console.print(
+            f"Run {record.run_id[:8]} in {escape(str(run_dir))} is already completed ({progress.epochs_done} "
+            f"epoch(s){result}); nothing to resume.",
+            highlight=False,
+        )
+        return None
     check_train_config(config)  # its data file may have moved since
-    return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True)
+    return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True, run_id=run_id)
+
+
+def _stored_run(store, run_id: str | None):
+    from medbench.results import RunNotFoundError
+
+    if run_id is None:
+        return None
+    try:
+        return store.get_run(run_id)
+    except RunNotFoundError:
+        return None
+
+
+def _run_id_from_folder(run_dir: Path, store) -> str | None:
+    """Folders written before the run id was saved in them end in its first 8 hex digits."""
+    prefix = run_dir.name.rsplit("-", 1)[-1]
+    if len(prefix) != 8 or not set(prefix) <= set("0123456789abcdef"):
+        return None
+    record = _stored_run(store, prefix)
+    return record.run_id if record is not None else None
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -96,7 +96,7 @@ def verify_command(
     console.print(table)
     if bad:
         console.print(
-            f"[red]{bad} file(s) corrupt.[/] Delete them and download again with "
-            "`medbench weights download MODEL --force`."
+            f"[red]{bad} file(s) corrupt.[/] Download them again with `medbench weights download MODEL`, "
+            "which moves each corrupt file aside (to NAME.corrupt-<date>) first."
         )
         raise typer.Exit(1)

@@ -5,6 +5,11 @@ The rules, in order of importance:
 * The final path only ever holds a verified file. Bytes go to ``<dest>.part``; it is renamed over the final
   path (atomically, with :func:`os.replace`) only after its checksum matches (MD5 for MedMNIST, a SHA-256
   prefix for torch hub weights), and a corrupt ``.part`` is deleted.
+* A user's file is never deleted or overwritten: a file at the final path that fails its MD5 is moved aside
+  (``<name>.corrupt-<YYYYmmdd-HHMMSS>``) before the official one is fetched, or, where the caller asks,
+  refused with the fix (``medbench run`` does: it must not replace a file the user put there).
+* One process downloads a file at a time: a second waits on ``<dest>.lock`` (:mod:`medbench.locks`) and then
+  finds the verified file, instead of both writing one ``.part``.
 * An interrupted download resumes: the ``.part`` is kept and the next attempt asks for ``Range: bytes=N-``.
   A server that ignores the range (200) or finds it out of bounds (416) makes the download start over.
 * Network trouble (refused or reset connections, timeouts, 5xx) is retried with exponential backoff; a
@@ -27,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -43,6 +48,7 @@ from medbench import __version__
 from medbench.data.checksums import md5sum, sha256sum
 from medbench.data.registry import get_dataset, local_path
 from medbench.errors import ChecksumError, ConfigError, DownloadError
+from medbench.locks import download_lock
 
 MIRROR_ENV_VAR = "MEDBENCH_MIRROR"
 PART_SUFFIX = ".part"
@@ -137,6 +143,33 @@ def download_url(
         raise ValueError(f"sha256 must be 1 to 64 hex digits, not {sha256!r}")  # "" would accept any file
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with download_lock(dest):
+        return _download_locked(
+            url,
+            dest,
+            md5=md5,
+            sha256=sha256,
+            retries=retries,
+            timeout=timeout,
+            backoff=backoff,
+            progress=progress,
+            chunk_size=chunk_size,
+        )
+
+
+def _download_locked(
+    url: str,
+    dest: Path,
+    *,
+    md5: str | None = None,
+    sha256: str | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+    progress: bool = True,
+    chunk_size: int = 1 << 20,
+) -> Path:
+    """:func:`download_url` once this process holds ``dest``'s download lock."""
     part = part_path(dest)
     with _progress_bar(progress, dest.name) as bar:
         _fetch_with_retries(
@@ -183,12 +216,14 @@ def download_dataset(
     root: str | os.PathLike | None = None,
     force: bool = False,
     progress: bool = True,
+    mismatch: Literal["move", "refuse"] = "move",
     **kwargs: Any,
 ) -> Path:
     """Makes sure the official file of ``name`` at ``size`` is under the data root, downloading it if needed.
 
-    A file already there with the official MD5 is used as it is. One with another MD5 is not trusted: it is
-    deleted (with a logged warning) and downloaded again, so a corrupt copy never stays at the final path.
+    A file already there with the official MD5 is used as it is. One with another MD5 is not used, and never
+    deleted: it is moved aside to ``<name>.corrupt-<YYYYmmdd-HHMMSS>`` (with a logged warning) before the
+    official file is fetched, or, with ``mismatch="refuse"``, left alone and refused with the fix.
 
     Args:
         name: the dataset flag, e.g. ``"pneumoniamnist"``.
@@ -196,6 +231,7 @@ def download_dataset(
         root: the data folder (default: ``$MEDBENCH_DATA_ROOT``, else ``~/.medmnist``); created if missing.
         force: download even if a verified copy is already there, discarding any ``.part``.
         progress: show a progress bar.
+        mismatch: what to do with a file at the final path that fails its MD5 (see above).
         **kwargs: passed on to :func:`download_url` (``retries``, ``timeout``, ``backoff``, ``chunk_size``).
 
     Returns:
@@ -204,24 +240,34 @@ def download_dataset(
     Raises:
         UnknownDatasetError, InvalidSizeError: for a name or size the registry does not know.
         DownloadError: the file could not be downloaded; the fix says how to fetch it by hand and where to.
-        ChecksumError: the downloaded file is not the official one.
+        ChecksumError: the downloaded file is not the official one, or (``mismatch="refuse"``) the file
+            already there is not.
     """
     info = get_dataset(name)
     remote = info.remote(size)
     dest = local_path(info.flag, size, root)
-    if _usable_copy(dest, remote.md5, force=force):
-        return dest
-    if force:
-        part_path(dest).unlink(missing_ok=True)
+    if not force and dest.is_file():  # the common case only reads: nothing is written beside the data
+        actual = md5sum(dest)
+        if actual == remote.md5.lower():
+            return dest
+        if mismatch == "refuse":
+            raise _refusal(dest, actual, remote.md5, flag=info.flag, size=size)
     url = dataset_url(info.flag, size)
-    try:
-        return download_url(url, dest, md5=remote.md5, progress=progress, **kwargs)
-    except DownloadError as err:
-        # The mirror may be what failed: point the user at the official file, the one to fetch by hand.
-        fix = _manual_fix(remote.url, dest, remote.md5)
-        if url != remote.url:
-            fix += f" (It was tried from the mirror in ${MIRROR_ENV_VAR}.)"
-        raise DownloadError(err.problem, fix) from err
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with download_lock(dest):
+        # checked again under the lock: another process may have fetched (or moved) it meanwhile
+        if _usable_copy(dest, remote.md5, force=force, mismatch=mismatch, flag=info.flag, size=size):
+            return dest
+        if force:
+            part_path(dest).unlink(missing_ok=True)
+        try:
+            return _download_locked(url, dest, md5=remote.md5, progress=progress, **kwargs)
+        except DownloadError as err:
+            # The mirror may be what failed: point the user at the official file, the one to fetch by hand.
+            fix = _manual_fix(remote.url, dest, remote.md5)
+            if url != remote.url:
+                fix += f" (It was tried from the mirror in ${MIRROR_ENV_VAR}.)"
+            raise DownloadError(err.problem, fix) from err
 
 
 def verify_dataset_file(name: str, size: int = 28, *, root: str | os.PathLike | None = None) -> VerifyResult:
@@ -244,18 +290,48 @@ def verify_dataset_file(name: str, size: int = 28, *, root: str | os.PathLike | 
 # --- download_dataset helpers -------------------------------------------------------------------------------
 
 
-def _usable_copy(dest: Path, md5: str, *, force: bool) -> bool:
-    """True when ``dest`` can be used as it is; deletes it when it is there but corrupt."""
+def _usable_copy(
+    dest: Path, md5: str, *, force: bool, mismatch: Literal["move", "refuse"], flag: str, size: int
+) -> bool:
+    """True when ``dest`` can be used as it is; a copy that fails its MD5 is moved aside or refused."""
     if not dest.exists():
         return False
     actual = md5sum(dest)
     if actual == md5.lower():
         return not force  # with force, a good copy stays in place until the new one has been verified
+    if mismatch == "refuse":
+        raise _refusal(dest, actual, md5, flag=flag, size=size)
+    aside = move_aside(dest)
     logger.warning(
-        "%s has MD5 %s, not the official %s: deleting it and downloading again.", dest, actual, md5
+        "%s has MD5 %s, not the official %s: moved it to %s; downloading the official file.",
+        dest,
+        actual,
+        md5,
+        aside.name,
     )
-    dest.unlink()
     return False
+
+
+def _refusal(dest: Path, actual: str, md5: str, *, flag: str, size: int) -> ChecksumError:
+    command = f"`medbench download {flag}" + (f" -s {size}`" if size != 28 else "`")
+    return ChecksumError(
+        f"{dest} has MD5 {actual}, not the official {md5}: it is damaged or not the official file, "
+        "and medbench does not replace a file it did not put there.",
+        f"Move it away and run again, or run {command}, which keeps it as {dest.name}.corrupt-<date> "
+        "and fetches the official file; to use it as it is, pass it as a custom file (--data-file).",
+    )
+
+
+def move_aside(path: Path) -> Path:
+    """Renames ``path`` to ``<name>.corrupt-<YYYYmmdd-HHMMSS>`` (never over an existing file); returns it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.rename(path, aside)
+    return aside
 
 
 def _manual_fix(url: str, dest: Path, md5: str | None, *, sha256: str | None = None) -> str:

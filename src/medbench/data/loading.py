@@ -2,8 +2,9 @@
 
 Official files are zip archives written by ``np.savez_compressed``. Their members are deflate-compressed, so
 they cannot be memory-mapped where they lie: a member larger than a threshold (512 MiB by default) is
-unpacked once, in chunks, into a plain ``.npy`` in a cache folder beside the data
-(``<root>/.medbench-cache/<stem>-<sha256[:16]>/<key>.npy``) and memory-mapped from there.
+unpacked once, in chunks, into a plain ``.npy`` in medbench's own cache (:func:`medbench.paths.cache_dir`,
+``<cache>/<stem>-<sha256[:16]>/<key>.npy``; never beside the data, which may be read-only or the user's)
+and memory-mapped from there.
 ``pathmnist_224.npz`` (about 12 GB) can then be iterated with a few GB of RAM, at the price of its
 uncompressed size on disk. Smaller members load straight into memory.
 
@@ -19,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 import zlib
@@ -40,12 +40,11 @@ from medbench.data.registry import (
     local_path,
 )
 from medbench.errors import ChecksumError, DataFileMissingError, InvalidDataFileError, MedbenchError
+from medbench.paths import CACHE_ENV_VAR, cache_dir
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MMAP_THRESHOLD = 512 * 2**20  # bytes of one uncompressed member; larger ones are memory-mapped
-CACHE_DIRNAME = ".medbench-cache"
-CACHE_ENV_VAR = "MEDBENCH_CACHE_DIR"
 KEYS: tuple[str, ...] = tuple(f"{split}_{kind}" for kind in ("images", "labels") for split in SPLITS)
 _COPY_CHUNK = 16 * 2**20  # peak extra RAM while unpacking a member
 _HASH_CHUNK = 8 * 2**20
@@ -153,8 +152,7 @@ def load_dataset(
             Custom files are always hashed, since their provenance needs the SHA-256.
         mmap_threshold: members larger than this many bytes are unpacked to the cache and memory-mapped;
             None never, 0 always.
-        cache_dir: where unpacked members and hash sidecars go (default: ``$MEDBENCH_CACHE_DIR``, else
-            ``.medbench-cache`` beside the file, else ``~/.cache/medbench`` when that is read-only).
+        cache_dir: where unpacked members and hash sidecars go (default: :func:`medbench.paths.cache_dir`).
 
     Raises:
         DataFileMissingError: no file at the path.
@@ -197,15 +195,9 @@ def load_dataset(
 
 
 def default_cache_dir(data_file: str | os.PathLike) -> Path:
-    """Where unpacked members and hash sidecars for ``data_file`` go (see :func:`load_dataset`)."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    beside = Path(data_file).expanduser().resolve().parent / CACHE_DIRNAME
-    if _writable_dir(beside):
-        return beside
-    # A read-only data folder (a shared mount) still gets a cache, in the user's cache folder.
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "medbench"
+    """Where unpacked members and hash sidecars for ``data_file`` go: medbench's own cache, whatever the file
+    (its entries are named after the file's content or path, so one folder serves every data root)."""
+    return cache_dir()
 
 
 def file_hashes(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> tuple[str, str]:
@@ -250,9 +242,16 @@ class _Source:
     def image_shape(self) -> str:
         return f"(N, {self.size}, {self.size}" + (", 3)" if self.info.n_channels == 3 else ")")
 
+    def replace_fix(self) -> str:
+        """How to get the official file in place of this one, which is kept (medbench deletes no data)."""
+        return (
+            f"Run {self.download_cmd}: it moves this file aside (to {self.path.name}.corrupt-<date>) and "
+            "fetches the official one."
+        )
+
     def layout_fix(self) -> str:
         if not self.custom:
-            return f"Delete it and run {self.download_cmd} to fetch the official file."
+            return self.replace_fix()
         labels = f"(N, {self.info.n_classes}) of 0/1" if self.info.task is Task.MULTI_LABEL else "(N, 1)"
         return (
             "Write it in the official MedMNIST layout (np.savez_compressed with keys "
@@ -285,8 +284,7 @@ def _identify(src: _Source, cache: Path, *, verify: bool, need_hash: bool) -> _I
         raise ChecksumError(
             f"{src.path} has MD5 {md5}, but the official {official_name} has {src.official_md5}: "
             "it is damaged or not the official file.",
-            f"Delete it and run {src.download_cmd}; to use it anyway as a custom file, "
-            "pass it with `--data-file PATH`.",
+            f"{src.replace_fix()} To use it anyway as a custom file, pass it with `--data-file PATH`.",
         )
     notes = () if matches else (f"MD5 differs from the official {official_name} (verify=False, used anyway)",)
     return _Identity(matches, matches, md5, sha256, notes)
@@ -308,9 +306,9 @@ def _missing_error(src: _Source) -> DataFileMissingError:
 
 def _corrupt_error(src: _Source, err: BaseException, key: str | None = None) -> InvalidDataFileError:
     where = f" (member {key}.npy)" if key else ""
-    fix = f"Delete it and download it again: {src.download_cmd}."
+    fix = src.replace_fix()
     if src.custom:
-        fix = f"Delete it and re-create or re-download it; the official file comes from {src.download_cmd}."
+        fix = f"Re-create or re-download it; the official file comes from {src.download_cmd}."
     return InvalidDataFileError(f"{src.path} is not a readable npz (zip) file{where}: {err}.", fix)
 
 
@@ -579,21 +577,3 @@ def _write_atomic(dest: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def _writable_dir(folder: Path) -> bool:
-    """True if ``folder`` exists or can be made, and may be written to."""
-    parent = folder if folder.is_dir() else folder.parent
-    try:
-        mode = parent.stat().st_mode
-    except OSError:
-        return False
-    # The mode bits as well as access(): root passes access() on a folder marked read-only (chmod a-w, like a
-    # shared data folder), and medbench should respect that mark rather than write its cache there.
-    if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(parent, os.W_OK):
-        return False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return True

@@ -327,14 +327,22 @@ class KerasTrainer(Trainer):
         return np.asarray(self._eval(images))
 
     def save_state(self, path) -> Path:
-        """Model weights (``.weights.h5``) and every optimizer variable (npz, in creation order)."""
+        """Model weights (``.weights.h5``), every optimizer variable and the random streams (npz files, in
+        creation order)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self._model.save_weights(folder / "keras_model.weights.h5")
-        tmp = folder / "keras_optimizer.tmp.npz"
-        np.savez(tmp, *[np.asarray(v) for v in self.optimizer.variables])
-        os.replace(tmp, folder / "keras_optimizer.npz")
+        for name, variables in (("keras_optimizer", self.optimizer.variables), ("keras_rng", self._rng())):
+            tmp = folder / f"{name}.tmp.npz"
+            np.savez(tmp, *[np.asarray(v) for v in variables])
+            os.replace(tmp, folder / f"{name}.npz")
         return folder
+
+    def _rng(self) -> list[keras.Variable]:
+        """The state of every seed generator in the model (dropout's): ``model.variables`` holds them,
+        ``save_weights`` does not, so without them a resumed run would draw other dropout masks."""
+        weights = {id(v) for v in self._model.weights}
+        return [v for v in self._model.variables if id(v) not in weights]
 
     def load_state(self, path) -> None:
         folder = Path(path)
@@ -348,6 +356,18 @@ class KerasTrainer(Trainer):
             )
         for variable, value in zip(self.optimizer.variables, values, strict=True):
             variable.assign(value)
+        rng_file = folder / "keras_rng.npz"
+        if rng_file.exists():  # states saved before the seeds were kept resume with fresh dropout masks
+            with np.load(rng_file) as saved:
+                seeds = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            variables = self._rng()
+            if len(seeds) != len(variables):
+                raise ConfigError(
+                    f"{folder}: the saved model has {len(seeds)} random streams, this one {len(variables)}.",
+                    "Resume with the same model settings.",
+                )
+            for variable, value in zip(variables, seeds, strict=True):
+                variable.assign(value)
 
 
 def _leaf_layers(model: keras.Model):

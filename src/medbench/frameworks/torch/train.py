@@ -185,7 +185,7 @@ class TorchTrainer(Trainer):
         return logits.float().cpu().numpy()
 
     def save_state(self, path) -> Path:
-        """Model, optimizer and loss-scaler state in one file, written atomically.
+        """Model, optimizer, loss-scaler and random-generator state in one file, written atomically.
 
         With a plan, the optimizer's parameter groups carry their names; :meth:`load_state` needs a trainer
         created with the same plan.
@@ -197,6 +197,7 @@ class TorchTrainer(Trainer):
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "base_lr": self._base_lr,
+            "rng": rng_state(),
         }
         tmp = folder / "torch_state.pt.tmp"
         torch.save(state, tmp)
@@ -219,6 +220,23 @@ class TorchTrainer(Trainer):
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self._base_lr = state.get("base_lr", self._base_lr)
+        if "rng" in state:  # states saved before the generators were kept resume with fresh dropout masks
+            set_rng_state(state["rng"])
+
+
+def rng_state() -> dict[str, object]:
+    """Every generator a training step draws from (dropout masks, stochastic depth): torch's CPU generator
+    and, where there is one, each CUDA device's. Add a generator here when a step starts drawing from it."""
+    state: dict[str, object] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _groups(groups: list[tuple[str | None, int]]) -> str:
