@@ -14,7 +14,7 @@ from medbench.commands.app import err_console
 from medbench.errors import MedbenchError
 
 # Further command modules register here as they are added.
-for _module in ("models", "train", "evaluate", "results", "bench", "run", "report", "weights"):
+for _module in ("models", "train", "evaluate", "results", "bench", "run", "report", "weights", "compare"):
     try:
         __import__(f"medbench.commands.{_module}")
     except ModuleNotFoundError as _err:  # a command group not written yet

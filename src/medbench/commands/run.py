@@ -112,6 +112,9 @@ def run_command(
     rerun: Annotated[
         bool, typer.Option("--rerun", help="Run trials again even if already completed.")
     ] = False,
+    margin: Annotated[
+        float, typer.Option("--margin", help="Equivalence margin of the verdicts, in percentage points.")
+    ] = 1.0,
 ) -> None:
     """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report."""
     from medbench.experiments import expand, load_experiment
@@ -159,6 +162,12 @@ def run_command(
 
         print_report(results.list_runs(kind="bench", experiment=spec.name))
     console.print(summary_table(results, spec))
+    from medbench.commands.compare import verdict_tables
+
+    for table in verdict_tables(
+        results.list_runs(experiment=spec.name), margin=margin, alpha=0.05, n_boot=1000
+    ):
+        console.print(table)
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report)
     if path:
