@@ -38,6 +38,7 @@ from medbench.report.references import (
     load_references,
     match_references,
 )
+from medbench.report.verdicts import answer_section
 from medbench.results import RunRecord
 
 DASH = "–"
@@ -789,7 +790,7 @@ def build_document(
     for c in comparisons:
         by_dataset[c.key.dataset].append(c)
     datasets = sorted({r.dataset for r in runs if r.dataset})
-    sections = []
+    sections = [answer_section(runs, comparisons)] if comparisons else []  # the answer before any table
     if comparisons:
         sections.append(Section("At a glance", "glance", [glance_table(comparisons)]))
     else:
