@@ -172,6 +172,24 @@ def test_delong_multiclass_difference_is_the_official_auc_and_its_variance_the_b
     assert delong_se == pytest.approx(np.std(boot, ddof=1), rel=0.15)
 
 
+def test_delong_multilabel_and_binary_two_column_follow_the_official_auc():
+    rng = np.random.default_rng(5)
+    y = (rng.random((400, 3)) < 0.35).astype(int)
+    a = np.clip(0.6 * y + rng.random((400, 3)) * 0.7, 0, 1)
+    b = np.clip(0.4 * y + rng.random((400, 3)) * 0.7, 0, 1)
+    t = delong_test(y, a, b, "multi-label, binary-class")
+    official = mm.official_metrics(y, a, "multi-label, binary-class")["auc"]
+    assert t.difference == pytest.approx(
+        official - mm.official_metrics(y, b, "multi-label, binary-class")["auc"]
+    )
+    assert t.p_value < 0.001  # a clearly better model
+    yb = y[:, 0]
+    two = np.stack([1 - a[:, 0], a[:, 0]], axis=1)  # softmax-style: the last column is the positive class
+    assert delong_test(yb, two, b[:, 0], "binary-class").p_value == pytest.approx(
+        delong_test(yb, a[:, 0], b[:, 0], "binary-class").p_value
+    )
+
+
 # ---- bootstrap metrics -----------------------------------------------------------------------------------
 
 

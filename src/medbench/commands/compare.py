@@ -48,14 +48,10 @@ def verdict_tables(
         runs, margin_points=margin, alpha=alpha, n_boot=n_boot, image_tests=image_tests
     )
     columns, rows = pair_rows(pairs, alpha=alpha)
-    tables = [
-        render_rows(
-            f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g})",
-            columns,
-            rows,
-            styles=_VERDICT_STYLE,
-        )
-    ]
+    tables = []
+    if rows:  # one framework alone has nothing to be paired with
+        title = f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g})"
+        tables.append(render_rows(title, columns, rows, styles=_VERDICT_STYLE))
     speed_columns, speed = speed_rows(pairs, compare_latency(runs, alpha=alpha))
     if speed:
         tables.append(
@@ -112,5 +108,8 @@ def compare_command(
         console.print(f"No completed training runs for {what} in {results.path}.")
         raise typer.Exit(1)
     console.print(f"[bold]{what}[/] in {results.path}")
-    for table in verdict_tables(runs, margin=margin, alpha=alpha, n_boot=bootstrap):
+    tables = verdict_tables(runs, margin=margin, alpha=alpha, n_boot=bootstrap)
+    if not tables:
+        console.print("Only one framework per comparison: nothing to pair. Train another framework too.")
+    for table in tables:
         console.print(table)
