@@ -5,13 +5,20 @@ from __future__ import annotations
 import pytest
 
 from medbench.report.build import build_document
-from medbench.report.document import Details, Note, Table
+from medbench.report.document import Details, Note, Section, Table
 from medbench.results import ResultsStore
 from tests.stats.fakes import build_store
 
 
 def _sentences(section) -> list[str]:
-    return [b.text for b in section.blocks if isinstance(b, Note)]
+    """Each comparison's title followed by its sentences, then the section's own notes."""
+    out = []
+    for block in section.blocks:
+        if isinstance(block, Section):
+            out += [block.title, *_sentences(block)]
+        elif isinstance(block, Note):
+            out.append(block.text)
+    return out
 
 
 def test_the_answer_is_the_first_section_and_has_three_sentences_per_comparison(store_path):

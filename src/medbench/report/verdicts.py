@@ -185,11 +185,13 @@ def answer_section(
     pairs = compare_frameworks(runs, margin_points=margin_points, alpha=alpha, comparisons=comparisons)
     latency = compare_latency(runs, alpha=alpha)
     blocks: list = []
-    for c in comparisons:
-        blocks.append(Note(f"{c.title}", "info"))
-        blocks.append(Note(accuracy_sentence(c, pairs, margin_points)))
-        blocks.append(Note(training_sentence(c, pairs)))
-        blocks.append(Note(prediction_sentence(c, latency)))
+    for i, c in enumerate(comparisons):
+        sentences = [
+            Note(accuracy_sentence(c, pairs, margin_points)),
+            Note(training_sentence(c, pairs)),
+            Note(prediction_sentence(c, latency)),
+        ]
+        blocks.append(Section(c.title, f"answer-{i + 1}", sentences, level=3))
     blocks.append(
         Note(
             f"Accuracy verdicts pair runs of the same seed (same start, batches and noise): equivalent = TOST at "

@@ -23,7 +23,13 @@ from medbench.report.aggregate import Comparison, compare, framework_sort_key, m
 from medbench.results import RunRecord
 from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest, image_test
 from medbench.stats.predictions import Predictions, load_predictions
-from medbench.stats.seeds import DEFAULT_ALPHA, DEFAULT_MARGIN_POINTS, PairedSeeds, paired_over_seeds
+from medbench.stats.seeds import (
+    DEFAULT_ALPHA,
+    DEFAULT_MARGIN_POINTS,
+    MAX_SEEDS,
+    PairedSeeds,
+    paired_over_seeds,
+)
 from medbench.stats.speed import Ratio, speed_ratio
 
 # (name, key in a run's metrics, label); balanced ACC and macro-F1 are compared where the runs stored them.
@@ -336,7 +342,9 @@ def more_seeds_text(s: PairedSeeds) -> str:
         return "run >= 3 seeds"
     if s.seeds_needed is None:
         return "unknown"
-    return f">{s.more_seeds}" if s.seeds_needed >= 1000 else str(s.more_seeds)
+    if s.seeds_needed >= MAX_SEEDS:
+        return f"over {MAX_SEEDS} in all"
+    return str(s.more_seeds)
 
 
 def pair_rows(
