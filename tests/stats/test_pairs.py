@@ -127,6 +127,22 @@ def test_medbench_compare_applies_the_margin_and_filters(store):
     assert wide.returncode == 0, wide.stderr[-2000:]
     table = wide.stdout.split("Speed")[0]
     assert "equivalent" in table and "different" not in table and " same " not in table
+    only_auc = _compare(store, "--metric", "auc")
+    assert only_auc.returncode == 0 and " AUC " in only_auc.stdout and " ACC " not in only_auc.stdout
+    unknown = _compare(store, "--metric", "f2")
+    assert unknown.returncode == 2 and "f2" in unknown.stderr
+
+
+def test_the_latest_run_of_a_seed_counts(store):
+    from medbench.stats.pairs import paired_runs
+
+    runs = store.list_runs(model="same")
+    torch = [r for r in runs if r.framework == "torch"]
+    jax = [r for r in runs if r.framework == "jax" and r.seed != 4]
+    rerun = torch[0].__class__(**{**torch[0].to_dict(), "run_id": "rerun", "created_at": "9999"})
+    pairs = paired_runs([*torch, rerun], jax)
+    assert [s for s, _, _ in pairs] == [0, 1, 2, 3]  # seed 4 has no jax run
+    assert pairs[0][1].run_id == "rerun"
 
 
 def test_the_tables_medbench_run_prints(store):

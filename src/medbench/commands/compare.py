@@ -39,15 +39,19 @@ def latest_experiment(results) -> str | None:
 
 
 def verdict_tables(
-    runs, *, margin: float, alpha: float, n_boot: int, image_tests: bool = True
+    runs, *, margin: float, alpha: float, n_boot: int, image_tests: bool = True, metrics: Sequence[str] = ()
 ) -> list[Table]:
-    """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print)."""
-    from medbench.stats.pairs import compare_frameworks, compare_latency, pair_rows, speed_rows
+    """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print); ``metrics``
+    (``acc``, ``auc``, ...) keeps only those rows of the pairs table."""
+    from medbench.stats.pairs import METRICS, compare_frameworks, compare_latency, pair_rows, speed_rows
 
     pairs = compare_frameworks(
         runs, margin_points=margin, alpha=alpha, n_boot=n_boot, image_tests=image_tests
     )
     columns, rows = pair_rows(pairs, alpha=alpha)
+    if metrics:
+        labels = {label for name, _, label in METRICS if name in metrics}
+        rows = [row for row in rows if row["metric"] in labels]
     tables = []
     if rows:  # one framework alone has nothing to be paired with
         title = f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g})"
@@ -82,6 +86,10 @@ def compare_command(
         int, typer.Option("--bootstrap", help="Paired-bootstrap resamples (balanced ACC, macro-F1).")
     ] = 1000,
     all_runs: Annotated[bool, typer.Option("--all", help="Every experiment, not only the latest.")] = False,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", help="Only these metrics: acc, auc, balanced_acc, macro_f1 (repeat)."),
+    ] = None,
 ) -> None:
     """For every pair of frameworks and every metric: the mean paired difference over seeds with its
     confidence interval, a test on the same test images, and a verdict (equivalent within the margin,
@@ -96,6 +104,12 @@ def compare_command(
         raise ConfigError(f"--alpha {alpha:g} must lie between 0 and 1.", "Use e.g. --alpha 0.05.")
     if bootstrap < 1:
         raise ConfigError(f"--bootstrap {bootstrap} must be at least 1.", "Use e.g. --bootstrap 1000.")
+    from medbench.stats.pairs import METRICS
+
+    known = [name for name, _, _ in METRICS]
+    unknown = [m for m in metric or [] if m not in known]
+    if unknown:
+        raise ConfigError(f"Unknown --metric {', '.join(unknown)}.", f"Use one of: {', '.join(known)}.")
     results = ResultsStore(store)
     filters = _filters(framework=framework or None, model=model, dataset=dataset, size=size)
     if experiment is None and not all_runs and not filters:
@@ -108,7 +122,7 @@ def compare_command(
         console.print(f"No completed training runs for {what} in {results.path}.")
         raise typer.Exit(1)
     console.print(f"[bold]{what}[/] in {results.path}")
-    tables = verdict_tables(runs, margin=margin, alpha=alpha, n_boot=bootstrap)
+    tables = verdict_tables(runs, margin=margin, alpha=alpha, n_boot=bootstrap, metrics=metric or ())
     if not tables:
         console.print("Only one framework per comparison: nothing to pair. Train another framework too.")
     for table in tables:
