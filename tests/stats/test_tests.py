@@ -249,3 +249,15 @@ def test_speed_ratio_is_welch_on_logs():
     assert speed_ratio([10.0, 11.0], [5.0, 5.2], higher_is_better=False).verdict == SLOWER  # seconds
     assert speed_ratio([10.0, 14.0, 9.0], [11.0, 9.5, 13.0], higher_is_better=False).verdict == UNCLEAR
     assert speed_ratio([10.0], [5.0, 6.0], higher_is_better=False).verdict == TOO_FEW
+
+
+def test_all_metrics_share_one_bootstrap_and_an_undefined_auc_is_a_reason():
+    from medbench.stats.images import image_tests
+
+    y, a, b = _multiclass(n=300)
+    y = np.where(y == 3, 2, y)  # class 3 never in the test labels: its one-vs-rest AUC is undefined
+    tests = image_tests(("acc", "auc", "balanced_acc", "macro_f1"), y, a, b, "multi-class", n_boot=300)
+    assert isinstance(tests["auc"], str) and "no positive" in tests["auc"]
+    assert tests["acc"].method == "McNemar exact"
+    alone = paired_bootstrap(y, a, b, "multi-class", "macro_f1", n_boot=300)
+    assert tests["macro_f1"] == alone  # the same resamples, whether one metric is asked for or several

@@ -24,7 +24,6 @@ Scores are probabilities as :func:`medbench.metrics.scores_from_logits` gives th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -261,10 +260,8 @@ def metric_from_predictions(labels, pred, task: Task | str, metric: str, *, n_cl
     return float(_from_confusion(cm.reshape(c, c), metric))
 
 
-def _bootstrap_metric(
-    cells: np.ndarray, c: int, idx: np.ndarray, metric: str, multi_label: bool
-) -> np.ndarray:
-    counts = _confusions(cells, idx, c * c)
+def _bootstrap_metric(counts: np.ndarray, c: int, metric: str, multi_label: bool) -> np.ndarray:
+    """A metric of each resample from its confusion counts (:func:`_confusions`)."""
     if not multi_label:
         return _from_confusion(counts.reshape(-1, c, c), metric)
     per_label = counts.reshape(counts.shape[0], counts.shape[1], 2, 2)
@@ -273,6 +270,58 @@ def _bootstrap_metric(
         denom = (2 * tp + fp + fn).astype(np.float64)
         return np.mean(np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0), axis=-1)
     return np.mean(_from_confusion(per_label, metric), axis=-1)
+
+
+BOOTSTRAPPED: tuple[str, ...] = ("acc", "balanced_acc", "macro_f1")
+
+
+def paired_bootstrap_many(
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    task: Task | str,
+    metrics: tuple[str, ...] = BOOTSTRAPPED,
+    *,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+) -> dict[str, ImageTest]:
+    """Paired bootstrap over images of metric(a) - metric(b) for each of ``metrics`` (``acc``,
+    ``balanced_acc``, ``macro_f1``), all from the same resamples: each resample's confusion matrices are
+    counted once and every metric is read from them."""
+    task = _task(task)
+    y = labels_of(labels, task)
+    pred_a, pred_b = hard_predictions(scores_a, task), hard_predictions(scores_b, task)
+    k = n_outputs(scores_a, task)
+    cells_a, c = _cells(y, pred_a, task, k)
+    cells_b, _ = _cells(y, pred_b, task, k)
+    multi = task is Task.MULTI_LABEL
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    diffs: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    for start in range(0, n_boot, _CHUNK):
+        idx = rng.integers(0, n, size=(min(_CHUNK, n_boot - start), n))
+        counts_a, counts_b = _confusions(cells_a, idx, c * c), _confusions(cells_b, idx, c * c)
+        for m in metrics:
+            diffs[m].append(
+                _bootstrap_metric(counts_a, c, m, multi) - _bootstrap_metric(counts_b, c, m, multi)
+            )
+    out = {}
+    for m in metrics:
+        observed = metric_from_predictions(y, pred_a, task, m, n_classes=k) - metric_from_predictions(
+            y, pred_b, task, m, n_classes=k
+        )
+        d = np.concatenate(diffs[m])
+        d = d[np.isfinite(d)]
+        low, high = np.percentile(d, [2.5, 97.5]) if d.size else (math.nan, math.nan)
+        out[m] = ImageTest(
+            method=f"paired bootstrap ({n_boot})",
+            difference=float(observed),
+            p_value=_bootstrap_p(d),
+            ci_low=float(low),
+            ci_high=float(high),
+            n_images=int(n),
+        )
+    return out
 
 
 def paired_bootstrap(
@@ -286,37 +335,9 @@ def paired_bootstrap(
     seed: int = 0,
 ) -> ImageTest:
     """Paired bootstrap over images of metric(a) - metric(b), for ``acc``, ``balanced_acc`` or ``macro_f1``."""
-    task = _task(task)
-    y = labels_of(labels, task)
-    pred_a, pred_b = hard_predictions(scores_a, task), hard_predictions(scores_b, task)
-    k = n_outputs(scores_a, task)
-    cells_a, c = _cells(y, pred_a, task, k)
-    cells_b, _ = _cells(y, pred_b, task, k)
-    multi = task is Task.MULTI_LABEL
-    observed = metric_from_predictions(y, pred_a, task, metric, n_classes=k) - metric_from_predictions(
-        y, pred_b, task, metric, n_classes=k
-    )
-    rng = np.random.default_rng(seed)
-    n = y.shape[0]
-    diffs = []
-    for start in range(0, n_boot, _CHUNK):
-        idx = rng.integers(0, n, size=(min(_CHUNK, n_boot - start), n))
-        diffs.append(
-            _bootstrap_metric(cells_a, c, idx, metric, multi)
-            - _bootstrap_metric(cells_b, c, idx, metric, multi)
-        )
-    d = np.concatenate(diffs)
-    d = d[np.isfinite(d)]
-    p = _bootstrap_p(d)
-    low, high = np.percentile(d, [2.5, 97.5]) if d.size else (math.nan, math.nan)
-    return ImageTest(
-        method=f"paired bootstrap ({n_boot})",
-        difference=float(observed),
-        p_value=p,
-        ci_low=float(low),
-        ci_high=float(high),
-        n_images=int(n),
-    )
+    return paired_bootstrap_many(labels, scores_a, scores_b, task, (metric,), n_boot=n_boot, seed=seed)[
+        metric
+    ]
 
 
 def _bootstrap_p(d: np.ndarray) -> float:
@@ -329,8 +350,39 @@ def _bootstrap_p(d: np.ndarray) -> float:
 
 # ---- one test per metric ----------------------------------------------------------------------------------
 
-# metric -> the function that tests it on the same images: (labels, scores_a, scores_b, task) -> ImageTest
-ImageTestFn = Callable[[np.ndarray, np.ndarray, np.ndarray, Task], ImageTest]
+
+def image_tests(
+    metrics: tuple[str, ...],
+    labels: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    task: Task | str,
+    *,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+) -> dict[str, ImageTest | str]:
+    """The paired test of each of ``metrics`` (``acc``, ``auc``, ``balanced_acc``, ``macro_f1``) on these
+    images, or for a metric whose test cannot run (AUC with a class absent) the reason as a string."""
+    task = _task(task)
+    out: dict[str, ImageTest | str] = {}
+    boot = [
+        m for m in metrics if m in ("balanced_acc", "macro_f1") or (m == "acc" and task is Task.MULTI_LABEL)
+    ]
+    if boot:
+        out.update(
+            paired_bootstrap_many(labels, scores_a, scores_b, task, tuple(boot), n_boot=n_boot, seed=seed)
+        )
+    if "acc" in metrics and task is not Task.MULTI_LABEL:
+        y = labels_of(labels, task)
+        out["acc"] = mcnemar_exact(
+            hard_predictions(scores_a, task) == y, hard_predictions(scores_b, task) == y
+        )
+    if "auc" in metrics:
+        try:
+            out["auc"] = delong_test(labels, scores_a, scores_b, task)
+        except ValueError as err:  # a class with no positive or no negative image: AUC is undefined
+            out["auc"] = str(err)
+    return out
 
 
 def image_test(
@@ -343,11 +395,12 @@ def image_test(
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
 ) -> ImageTest:
-    """The paired test for ``metric`` (``acc``, ``auc``, ``balanced_acc``, ``macro_f1``) on these images."""
-    task = _task(task)
-    if metric == "auc":
-        return delong_test(labels, scores_a, scores_b, task)
-    if metric == "acc" and task is not Task.MULTI_LABEL:
-        y = labels_of(labels, task)
-        return mcnemar_exact(hard_predictions(scores_a, task) == y, hard_predictions(scores_b, task) == y)
-    return paired_bootstrap(labels, scores_a, scores_b, task, metric, n_boot=n_boot, seed=seed)
+    """The paired test for one ``metric`` on these images (see :func:`image_tests`).
+
+    Raises:
+        ValueError: if the test cannot run (AUC undefined for a class).
+    """
+    result = image_tests((metric,), labels, scores_a, scores_b, task, n_boot=n_boot, seed=seed)[metric]
+    if isinstance(result, str):
+        raise ValueError(result)
+    return result

@@ -21,7 +21,8 @@ import numpy as np
 
 from medbench.report.aggregate import Comparison, compare, framework_sort_key, metric, timing
 from medbench.results import RunRecord
-from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest, image_test
+from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest
+from medbench.stats.images import image_tests as tests_on_images
 from medbench.stats.predictions import Predictions, load_predictions
 from medbench.stats.seeds import (
     DEFAULT_ALPHA,
@@ -117,14 +118,31 @@ def paired_runs(
     return [(s, a[s], b[s]) for s in sorted(set(a) & set(b))]
 
 
-class _PredictionCache:
-    def __init__(self) -> None:
-        self._loaded: dict[str, tuple[Predictions | None, str]] = {}
+class _SeedTests:
+    """The image tests of every metric for one pair of runs, computed once (the bootstrap shares its
+    resamples between metrics) and kept; predictions are loaded once per run."""
 
-    def __call__(self, run: RunRecord) -> tuple[Predictions | None, str]:
+    def __init__(self, n_boot: int) -> None:
+        self.n_boot = n_boot
+        self._loaded: dict[str, tuple[Predictions | None, str]] = {}
+        self._tests: dict[tuple[str, str], dict[str, ImageTest | str] | str] = {}
+
+    def _load(self, run: RunRecord) -> tuple[Predictions | None, str]:
         if run.run_id not in self._loaded:
             self._loaded[run.run_id] = load_predictions(run)
         return self._loaded[run.run_id]
+
+    def __call__(self, seed: int, ra: RunRecord, rb: RunRecord) -> dict[str, ImageTest | str] | str:
+        """Every metric's test (or why it could not run), or why no test could run for this pair."""
+        key = (ra.run_id, rb.run_id)
+        if key not in self._tests:
+            (pa, why_a), (pb, why_b) = self._load(ra), self._load(rb)
+            why = why_a or why_b or (_same_images(pa, pb) if pa is not None and pb is not None else "")
+            names = tuple(name for name, _, _ in METRICS)
+            self._tests[key] = why or tests_on_images(
+                names, pa.labels, pa.scores, pb.scores, pa.task, n_boot=self.n_boot, seed=seed
+            )
+        return self._tests[key]
 
 
 def _same_images(pa: Predictions, pb: Predictions) -> str:
@@ -134,21 +152,16 @@ def _same_images(pa: Predictions, pb: Predictions) -> str:
 
 
 def _image_tests(
-    name: str, pairs: list[tuple[int, RunRecord, RunRecord]], cache: _PredictionCache, n_boot: int
+    name: str, pairs: list[tuple[int, RunRecord, RunRecord]], tests_of: _SeedTests
 ) -> tuple[list[tuple[int, ImageTest]], str]:
     tests, problems = [], []
     for seed, ra, rb in pairs:
-        (pa, why_a), (pb, why_b) = cache(ra), cache(rb)
-        why = why_a or why_b or (_same_images(pa, pb) if pa is not None and pb is not None else "")
-        if why:
-            problems.append(f"seed {seed}: {why}")
-            continue
-        try:
-            tests.append(
-                (seed, image_test(name, pa.labels, pa.scores, pb.scores, pa.task, n_boot=n_boot, seed=seed))
-            )
-        except ValueError as err:  # e.g. AUC undefined: a class absent from a tiny test set
-            problems.append(f"seed {seed}: {err}")
+        found = tests_of(seed, ra, rb)
+        result = found if isinstance(found, str) else found.get(name, "no test for this metric")
+        if isinstance(result, str):
+            problems.append(f"seed {seed}: {result}")
+        else:
+            tests.append((seed, result))
     return tests, "; ".join(dict.fromkeys(problems))
 
 
@@ -157,11 +170,10 @@ def _metric_pair(
     key: str,
     label: str,
     pairs,
-    cache: _PredictionCache,
+    tests_of: _SeedTests,
     *,
     margin: float,
     alpha: float,
-    n_boot: int,
     with_images: bool,
 ) -> MetricPair | None:
     values = [(metric(ra, key), metric(rb, key)) for _, ra, rb in pairs]
@@ -171,7 +183,7 @@ def _metric_pair(
     a, b = [x for _, x, _ in kept], [y for _, _, y in kept]
     used = {s for s, _, _ in kept}
     tests, note = (
-        _image_tests(name, [p for p in pairs if p[0] in used], cache, n_boot) if with_images else ([], "")
+        _image_tests(name, [p for p in pairs if p[0] in used], tests_of) if with_images else ([], "")
     )
     return MetricPair(
         metric=name,
@@ -206,7 +218,7 @@ def compare_frameworks(
         image_tests: also test each seed's pair on the test images (needs the stored predictions).
         comparisons: the groups, if the caller has them already (the report does).
     """
-    cache = _PredictionCache()
+    tests_of = _SeedTests(n_boot)
     out = []
     for c in compare(runs) if comparisons is None else comparisons:
         results = sorted(c.frameworks, key=lambda f: framework_sort_key(f.framework))
@@ -221,10 +233,9 @@ def compare_frameworks(
                         key,
                         label,
                         pairs,
-                        cache,
+                        tests_of,
                         margin=margin_points / 100,
                         alpha=alpha,
-                        n_boot=n_boot,
                         with_images=image_tests,
                     )
                 )
