@@ -37,9 +37,12 @@ def test_the_answer_is_the_first_section_and_has_three_sentences_per_comparison(
 
 
 @pytest.fixture(scope="module")
-def fake_answer(tmp_path_factory):
-    store = build_store(tmp_path_factory.mktemp("fake-report"))
-    doc = build_document(store.list_runs(), store_path=store.path)
+def fake_store(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("fake-report"))
+
+
+def _answers(store, **options) -> dict[str, list[str]]:
+    doc = build_document(store.list_runs(), store_path=store.path, **options)
     text = _sentences(doc.sections[0])
     by_model = {}
     for i, t in enumerate(text):
@@ -47,6 +50,16 @@ def fake_answer(tmp_path_factory):
             if f" {model}" in t and " · " in t:
                 by_model[model] = text[i + 1 : i + 4]
     return by_model
+
+
+@pytest.fixture(scope="module")
+def fake_answer(fake_store):
+    return _answers(fake_store)
+
+
+def test_the_margin_reaches_the_report(fake_store):
+    wide = _answers(fake_store, margin_points=10)["differs"][0]
+    assert "no framework stands out" in wide and "equivalent within ±10 points" in wide
 
 
 def test_sentences_carry_the_verdicts(fake_answer):

@@ -24,11 +24,20 @@ def report_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for report.html, report.md and PNGs.")
     ] = Path("report"),
+    margin: Annotated[
+        float, typer.Option("--margin", help="Equivalence margin of the framework verdicts, in points.")
+    ] = 1.0,
 ) -> None:
     """Write report.html (one file, plots embedded), report.md and the plots as PNG files."""
     from medbench.report import write_report
 
-    files = write_report(store, output, experiment=experiment, datasets=dataset)
+    if not margin > 0:
+        from medbench.errors import ConfigError
+
+        raise ConfigError(
+            f"--margin {margin:g} must be positive.", "Pass a margin in points, e.g. --margin 1."
+        )
+    files = write_report(store, output, experiment=experiment, datasets=dataset, margin_points=margin)
     # One path per line, the page first: easy to open, and to pick up in a script.
     for path in (files.html, files.markdown, *files.images):
         console.print(str(path), highlight=False, soft_wrap=True)

@@ -169,7 +169,7 @@ def run_command(
     ):
         console.print(table)
     report = report_dir or medbench_home() / "reports" / spec.name
-    path = _write_report(results, spec.name, report)
+    path = _write_report(results, spec.name, report, margin)
     if path:
         console.print(f"report: {path}")
     failed = [k for k, (s, _) in display.state.items() if s in ("failed", "interrupted")]
@@ -180,10 +180,10 @@ def run_command(
         raise typer.Exit(1)
 
 
-def _write_report(results, experiment: str, folder: Path) -> Path | None:
+def _write_report(results, experiment: str, folder: Path, margin: float = 1.0) -> Path | None:
     from medbench.report import NoRunsError, write_report
 
     try:
-        return write_report(results, folder, experiment=experiment).html
+        return write_report(results, folder, experiment=experiment, margin_points=margin).html
     except NoRunsError:
         return None

@@ -780,8 +780,10 @@ def build_document(
     filters: str = "all runs",
     generated_at: datetime | None = None,
     references: tuple[Reference, ...] | None = None,
+    margin_points: float = 1.0,
 ) -> Document:
-    """The whole report for ``runs`` (already filtered by the caller)."""
+    """The whole report for ``runs`` (already filtered by the caller); ``margin_points``: the equivalence
+    margin of the verdicts between frameworks."""
     references = load_references() if references is None else references
     generated_at = generated_at or datetime.now(timezone.utc)
     names = _Names()
@@ -790,7 +792,8 @@ def build_document(
     for c in comparisons:
         by_dataset[c.key.dataset].append(c)
     datasets = sorted({r.dataset for r in runs if r.dataset})
-    sections = [answer_section(runs, comparisons)] if comparisons else []  # the answer before any table
+    # the answer to the user's question comes before any table
+    sections = [answer_section(runs, comparisons, margin_points=margin_points)] if comparisons else []
     if comparisons:
         sections.append(Section("At a glance", "glance", [glance_table(comparisons)]))
     else:
