@@ -18,11 +18,17 @@ from medbench.stats.pairs import (
     LatencyPair,
     compare_frameworks,
     compare_latency,
-    more_seeds_text,
     pair_rows,
     speed_rows,
 )
-from medbench.stats.seeds import DEFAULT_ALPHA, DEFAULT_MARGIN_POINTS, DIFFERENT, EQUIVALENT
+from medbench.stats.seeds import (
+    DEFAULT_ALPHA,
+    DEFAULT_MARGIN_POINTS,
+    DIFFERENT,
+    EQUIVALENT,
+    MAX_SEEDS,
+    PairedSeeds,
+)
 from medbench.stats.speed import FASTER, SLOWER, Ratio
 
 _NUMERIC = {"seeds", "mean A %", "mean B %", "diff pts", "p (t)", "p (TOST)", "image p (median)", "A / B"}
@@ -58,13 +64,17 @@ def _accuracy_phrase(best: str, other: FrameworkResult, pairs, c: Comparison, ma
     gap = f"{best} ahead by {_points(sign * s.mean)} points{interval}"
     if s.verdict == DIFFERENT:
         return f"{head} really behind ({gap}, over {s.n} paired seeds)"
-    more = more_seeds_text(s)
-    more = (
-        f"; about {more} more seeds would decide"
-        if more and more[0].isdigit()
-        else (f"; {more}" if more else "")
-    )
-    return f"{head}: not enough evidence ({gap}{more})"
+    return f"{head}: not enough evidence ({gap}; {_more_seeds(s)})"
+
+
+def _more_seeds(s: PairedSeeds) -> str:
+    if s.n < 2:
+        return "one seed gives no spread: run at least 3"
+    if s.seeds_needed is None:
+        return "too noisy to estimate how many more seeds would decide"
+    if s.seeds_needed >= MAX_SEEDS:
+        return f"not even {MAX_SEEDS} seeds would likely decide"
+    return f"about {s.more_seeds} more seeds would decide"
 
 
 def accuracy_sentence(c: Comparison, pairs: Sequence[FrameworkPair], margin: float) -> str:
