@@ -77,6 +77,17 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
     assert m["train_label_counts"] == {"n_samples": int(counts.sum()), "per_class": counts.tolist()}
     folder = Path(run.checkpoint_path)
     assert (folder / "checkpoint.json").exists() and list(folder.glob("best.*"))
+    # the per-image test predictions behind the paired tests between frameworks reproduce the stored metrics
+    from medbench.metrics import official_metrics
+    from medbench.stats.predictions import load_predictions
+
+    kept, why = load_predictions(run)
+    assert kept is not None, why
+    assert kept.n == m["test_n_samples"] == 156 and kept.scores.dtype == np.float32
+    again = official_metrics(kept.labels, kept.scores, kept.task)
+    assert again["acc"] == pytest.approx(m["test_acc"]) and again["auc"] == pytest.approx(
+        m["test_auc"], abs=1e-6
+    )
 
     evaluated = medbench("evaluate", str(folder), "--json", "--bootstrap", "0")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]

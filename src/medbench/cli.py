@@ -16,7 +16,18 @@ from __future__ import annotations
 import sys
 
 ISSUES_URL = "https://github.com/medbench/medbench/issues"
-COMMAND_MODULES = ("data", "models", "train", "evaluate", "results", "bench", "run", "report", "weights")
+COMMAND_MODULES = (
+    "data",
+    "models",
+    "train",
+    "evaluate",
+    "results",
+    "bench",
+    "run",
+    "report",
+    "weights",
+    "compare",
+)
 
 
 def _load_app():

@@ -231,14 +231,19 @@ def predict_logits(predict, batches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_split(
-    predict, batches, task, *, bootstrap: int = 0, seed: int = 0, class_names=None
+    predict, batches, task, *, bootstrap: int = 0, seed: int = 0, class_names=None, on_predictions=None
 ) -> dict[str, Any]:
-    """Official ACC/AUC and the extras of one split (an empty dict for an empty split)."""
+    """Official ACC/AUC and the extras of one split (an empty dict for an empty split).
+
+    ``on_predictions(logits, labels)``, if given, receives the split's outputs (to keep them).
+    """
     from medbench.metrics import evaluate
 
     if batches.n_samples == 0:
         return {}
     logits, labels = predict_logits(predict, batches)
+    if on_predictions is not None:
+        on_predictions(logits, labels)
     result = evaluate(
         labels,
         logits,
@@ -373,7 +378,7 @@ def train(
         )
         with chrono.phase("final_evaluation"):
             fw.load_weights(trainer.model, _best_weights_path(run_dir))
-            metrics = _final_metrics(config, data, normalization, fw, trainer, info)
+            metrics = _final_metrics(config, data, normalization, fw, trainer, info, run_dir=run_dir)
         chrono.stop()
         metrics["best_epoch"] = progress.best_epoch
         metrics["epochs_run"] = progress.epochs_done
@@ -541,8 +546,16 @@ def _update_best(progress: Progress, val: dict[str, Any], select: str, epoch: in
     return False
 
 
-def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, Any]:
+def _final_metrics(config, data, normalization, fw, trainer, info, *, run_dir: Path) -> dict[str, Any]:
+    from medbench.metrics import scores_from_logits
+    from medbench.stats.predictions import METRICS_KEY, save_predictions
+
     metrics: dict[str, Any] = {}
+
+    def keep_test(logits, labels) -> None:  # per-image predictions: the paired tests between frameworks
+        scores = scores_from_logits(logits, info.task)
+        metrics[METRICS_KEY] = save_predictions(run_dir, scores, labels, info.task.value)
+
     splits = ("train", "val", "test") if config.recipe.evaluate_train else ("val", "test")
     for split in splits:
         batches = make_batches(config, data, split, normalization=normalization, train=False)
@@ -552,6 +565,7 @@ def _final_metrics(config, data, normalization, fw, trainer, info) -> dict[str, 
             info.task,
             bootstrap=1000 if split == "test" else 0,
             class_names=info.labels,
+            on_predictions=keep_test if split == "test" else None,
         )
         for key, value in result.items():
             metrics[f"{split}_{key}"] = value

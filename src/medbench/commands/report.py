@@ -24,6 +24,9 @@ def report_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for report.html, report.md and PNGs.")
     ] = Path("report"),
+    margin: Annotated[
+        float, typer.Option("--margin", help="Equivalence margin of the framework verdicts, in points.")
+    ] = 1.0,
 ) -> None:
     """Write report.html (one file, plots embedded), report.md and the plots as PNG files."""
     from medbench.errors import ConfigError
@@ -38,7 +41,11 @@ def report_command(
     results = open_existing_store(store, doing="No runs to report")
     if results is None:
         raise NoRunsError("No runs to report yet (no results store).", "Train or run something first.")
-    files = write_report(results, output, experiment=experiment, datasets=dataset)
+    if not margin > 0:
+        raise ConfigError(
+            f"--margin {margin:g} must be positive.", "Pass a margin in points, e.g. --margin 1."
+        )
+    files = write_report(results, output, experiment=experiment, datasets=dataset, margin_points=margin)
     # One path per line, the page first: easy to open, and to pick up in a script.
     for path in (files.html, files.markdown, *files.images):
         console.print(str(path), highlight=False, soft_wrap=True, markup=False)

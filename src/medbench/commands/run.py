@@ -143,6 +143,9 @@ def run_command(
             "(default $MEDBENCH_LEASE_TIMEOUT or 120).",
         ),
     ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="Equivalence margin of the verdicts, in percentage points.")
+    ] = 1.0,
 ) -> None:
     """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report."""
     from medbench.experiments import expand, load_experiment
@@ -211,8 +214,14 @@ def run_command(
 
         print_report(results.list_runs(kind="bench", experiment=spec.name))
     console.print(summary_table(results, spec))
+    from medbench.commands.compare import verdict_tables
+
+    for table in verdict_tables(
+        results.list_runs(experiment=spec.name), margin=margin, alpha=0.05, n_boot=1000
+    ):
+        console.print(table)
     report = report_dir or medbench_home() / "reports" / spec.name
-    path = _write_report(results, spec.name, report)
+    path = _write_report(results, spec.name, report, margin)
     if path:
         console.print(f"report: {path}", markup=False)
     elsewhere = [k for k, (s, _) in display.state.items() if s == "running elsewhere"]
@@ -229,10 +238,10 @@ def run_command(
         raise typer.Exit(1)
 
 
-def _write_report(results, experiment: str, folder: Path) -> Path | None:
+def _write_report(results, experiment: str, folder: Path, margin: float = 1.0) -> Path | None:
     from medbench.report import NoRunsError, write_report
 
     try:
-        return write_report(results, folder, experiment=experiment).html
+        return write_report(results, folder, experiment=experiment, margin_points=margin).html
     except NoRunsError:
         return None

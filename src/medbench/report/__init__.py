@@ -76,8 +76,10 @@ def write_report(
     *,
     experiment: str | None = None,
     datasets: Sequence[str] | None = None,
+    margin_points: float = 1.0,
 ) -> ReportFiles:
-    """Writes ``report.html`` (self-contained), ``report.md`` and its PNG plots into ``output``.
+    """Writes ``report.html`` (self-contained), ``report.md`` and its PNG plots into ``output``;
+    ``margin_points`` is the equivalence margin of the frameworks' verdicts.
 
     Raises:
         NoRunsError: when the store has no matching run.
@@ -88,7 +90,12 @@ def write_report(
 
     store = store if isinstance(store, ResultsStore) else ResultsStore(store)
     runs = select_runs(store, experiment=experiment, datasets=datasets)
-    document = build_document(runs, store_path=store.path, filters=describe_filters(experiment, datasets))
+    document = build_document(
+        runs,
+        store_path=store.path,
+        filters=describe_filters(experiment, datasets),
+        margin_points=margin_points,
+    )
     folder = Path(output).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     images = []

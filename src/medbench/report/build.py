@@ -39,6 +39,7 @@ from medbench.report.references import (
     load_references,
     match_references,
 )
+from medbench.report.verdicts import answer_section
 from medbench.results import RunRecord
 
 DASH = "–"
@@ -978,8 +979,10 @@ def build_document(
     filters: str = "all runs",
     generated_at: datetime | None = None,
     references: tuple[Reference, ...] | None = None,
+    margin_points: float = 1.0,
 ) -> Document:
-    """The whole report for ``runs`` (already filtered by the caller)."""
+    """The whole report for ``runs`` (already filtered by the caller); ``margin_points``: the equivalence
+    margin of the verdicts between frameworks."""
     references = load_references() if references is None else references
     generated_at = generated_at or datetime.now(timezone.utc)
     names = _Names()
@@ -989,7 +992,8 @@ def build_document(
         by_dataset[c.key.dataset].append(c)
     datasets = sorted({r.dataset for r in runs if r.dataset})
     summaries = inference_summaries(runs)
-    sections = []
+    # the answer to the user's question comes before any table
+    sections = [answer_section(runs, comparisons, margin_points=margin_points)] if comparisons else []
     if comparisons:
         glance = [glance_table(comparisons, summaries), *glance_notes(comparisons)]
         sections.append(Section("At a glance", "glance", glance))
