@@ -104,7 +104,14 @@ def gpu_plan(frameworks: tuple[str, ...]) -> Plan:
         pipeline_frameworks=tuple(f for f in ("torch", "jax") if f in frameworks),
         pipeline_steps=40,
         pipeline_rounds=3,
-        engines=("torch-eager", "torch-compile", "jax-jit", "keras-jax-jit", "keras-torch-eager", "onnx-torch"),
+        engines=(
+            "torch-eager",
+            "torch-compile",
+            "jax-jit",
+            "keras-jax-jit",
+            "keras-torch-eager",
+            "onnx-torch",
+        ),
         engine_batch_sizes=(1, 128),
         train_images=128 * 48,
         jobs=4,
@@ -608,7 +615,11 @@ def run_inference(report: Report, plan: Plan, work: Path) -> None:
         detail = (
             f"p50 {metrics['latency_p50_ms']:.3g} ms, {metrics['best_images_per_s']:.4g} img/s, "
             f"max rel diff {metrics.get('check_max_rel_diff', float('nan')):.1e}"
-            + (f", GPU peak {metrics['gpu_peak_bytes'] / 2**20:.0f} MiB" if metrics.get("gpu_peak_bytes") else "")
+            + (
+                f", GPU peak {metrics['gpu_peak_bytes'] / 2**20:.0f} MiB"
+                if metrics.get("gpu_peak_bytes")
+                else ""
+            )
             if ok
             else (record.failure_reason or "failed")
         )
@@ -621,7 +632,18 @@ def environment(plan: Plan) -> dict[str, Any]:
     from medbench.environment import capture_environment, package_versions
 
     env = capture_environment()
-    libraries = ("torch", "jax", "jaxlib", "flax", "optax", "keras", "onnxruntime", "onnx", "numpy", "pydantic")
+    libraries = (
+        "torch",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "keras",
+        "onnxruntime",
+        "onnx",
+        "numpy",
+        "pydantic",
+    )
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "device": plan.device,
@@ -664,8 +686,15 @@ def run(plan: Plan, out: Path, *, timeout: float) -> Report:
         specs = [
             (
                 f"train.{framework}.{precision}",
-                {**base, "task": "train", "framework": framework, "precision": precision,
-                 "models": plan.models, "sizes": plan.sizes, "steps": plan.train_steps},
+                {
+                    **base,
+                    "task": "train",
+                    "framework": framework,
+                    "precision": precision,
+                    "models": plan.models,
+                    "sizes": plan.sizes,
+                    "steps": plan.train_steps,
+                },
             )
             for framework in plan.frameworks
             for precision in plan.precisions[framework]
@@ -676,8 +705,15 @@ def run(plan: Plan, out: Path, *, timeout: float) -> Report:
         specs = [
             (
                 f"pipeline.{framework}.{model}.{size}",
-                {**base, "task": "pipeline", "framework": framework, "model": model, "size": size,
-                 "steps": plan.pipeline_steps, "rounds": plan.pipeline_rounds},
+                {
+                    **base,
+                    "task": "pipeline",
+                    "framework": framework,
+                    "model": model,
+                    "size": size,
+                    "steps": plan.pipeline_steps,
+                    "rounds": plan.pipeline_rounds,
+                },
             )
             for framework in plan.pipeline_frameworks
             for model in plan.pipeline_models
@@ -696,9 +732,12 @@ def finish(report: Report, out: Path, started: float) -> Report:
     payload = {**asdict(report), "failed": len(report.failed)}
     (out / "gpu_check.json").write_text(json.dumps(payload, indent=1, default=float))
     (out / "gpu_check.md").write_text(markdown(report))
-    print(f"\n{len(report.checks) - len(report.failed)}/{len(report.checks)} checks passed, "
-          f"{sum(g['met'] for g in report.goals)}/{len(report.goals)} goals met, "
-          f"{report.results['wall_s']:.0f} s; summary in {out}/gpu_check.md", flush=True)
+    print(
+        f"\n{len(report.checks) - len(report.failed)}/{len(report.checks)} checks passed, "
+        f"{sum(g['met'] for g in report.goals)}/{len(report.goals)} goals met, "
+        f"{report.results['wall_s']:.0f} s; summary in {out}/gpu_check.md",
+        flush=True,
+    )
     return report
 
 
@@ -723,11 +762,14 @@ def markdown(report: Report) -> str:
     lines += [f"| {c['name']} | {'ok' if c['ok'] else '**FAIL**'} | {c['detail']} |" for c in report.checks]
     if report.goals:
         lines += ["", "| goal | met | detail |", "|---|---|---|"]
-        lines += [f"| {g['name']} | {'yes' if g['met'] else '**no**'} | {g['detail']} |" for g in report.goals]
+        lines += [
+            f"| {g['name']} | {'yes' if g['met'] else '**no**'} | {g['detail']} |" for g in report.goals
+        ]
     if report.skipped:
         lines += ["", "Skipped:", ""] + [f"- {line}" for line in report.skipped]
     tolerances = "; ".join(
-        f"{device}: " + ", ".join(f"{p} {t:g}" for p, t in values.items()) for device, values in TOLERANCES.items()
+        f"{device}: " + ", ".join(f"{p} {t:g}" for p, t in values.items())
+        for device, values in TOLERANCES.items()
     )
     lines += ["", f"Logit tolerances (relative L2 error vs PyTorch fp32 on the CPU): {tolerances}.", ""]
     return "\n".join(lines)
@@ -758,9 +800,14 @@ def main(argv: list[str] | None = None) -> int:
     elif absent:
         parser.error(f"medbench has no framework {', '.join(absent)} (it has {', '.join(FRAMEWORKS)})")
     if unknown or not frameworks:
-        parser.error(f"unknown framework(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PRECISIONS)}")
+        parser.error(
+            f"unknown framework(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PRECISIONS)}"
+        )
     if not args.cpu and not has_gpu():
-        print("error: no GPU is visible (nvidia-smi lists none). Run with --cpu for the CPU version.", file=sys.stderr)
+        print(
+            "error: no GPU is visible (nvidia-smi lists none). Run with --cpu for the CPU version.",
+            file=sys.stderr,
+        )
         return 2
     plan = cpu_plan(frameworks) if args.cpu else gpu_plan(frameworks)
     report = run(plan, args.out, timeout=args.timeout)

@@ -85,10 +85,16 @@ def test_wrong_logits_or_a_loss_that_does_not_fall_fail_the_run(tmp_path):
     gpu_check.check_training(report, plan, "train.torch.fp32", _training_result(0.0, falling), "")
     assert not report.failed
     gpu_check.check_training(report, plan, "train.torch.bf16", _training_result(0.2, falling), "")
-    gpu_check.check_training(report, plan, "train.torch.fp32", _training_result(0.0, [2.0, 2.0, 2.1, 2.2]), "")
+    gpu_check.check_training(
+        report, plan, "train.torch.fp32", _training_result(0.0, [2.0, 2.0, 2.1, 2.2]), ""
+    )
     gpu_check.check_training(report, plan, "train.torch.fp32", None, "exited with code 1: boom")
     failed = [c["name"] for c in report.failed]
-    assert failed == ["torch bf16 simple_cnn 28px logits", "torch fp32 simple_cnn 28px training", "torch fp32"]
+    assert failed == [
+        "torch bf16 simple_cnn 28px logits",
+        "torch fp32 simple_cnn 28px training",
+        "torch fp32",
+    ]
     gpu_check.finish(report, tmp_path, started=0.0)
     assert json.loads((tmp_path / "gpu_check.json").read_text())["failed"] == 3
     assert "**FAIL**" in (tmp_path / "gpu_check.md").read_text()
