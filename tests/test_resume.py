@@ -185,13 +185,16 @@ def test_resuming_a_completed_run_says_so_and_does_nothing(data_file, tmp_path):
     assert still.finished_at == done.finished_at and still.timings == done.timings
 
 
-def test_a_second_resume_of_a_folder_in_use_is_refused_naming_the_holder(tmp_path):
+def test_a_second_resume_of_a_folder_in_use_is_refused_naming_the_holder(data_file, tmp_path):
     """The run-folder lock, held by another live process, refuses `--resume` before anything is touched."""
     run_dir = tmp_path / "home" / "runs" / "breastmnist-28-simple_cnn-torch-s0-0123abcd"
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.json").write_text(
         json.dumps(
-            {"run_id": "0123abcd-0000-0000-0000-000000000000", "config": {"data": {"dataset": "breastmnist"}}}
+            {
+                "run_id": "0123abcd-0000-0000-0000-000000000000",
+                "config": {"data": {"dataset": "breastmnist", "data_file": str(data_file)}},
+            }
         )
     )
     holder = subprocess.Popen(

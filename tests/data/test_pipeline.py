@@ -317,7 +317,7 @@ def test_imagenet_normalisation_round_trips_through_the_checkpoint(tmp_path: Pat
     )
     data = load_dataset("pneumoniamnist", path=path)
     trained_with = normalization_for(config, data)
-    _write_checkpoint_meta(config, data, trained_with, tmp_path, "torch")
+    _write_checkpoint_meta(config, data, trained_with, tmp_path, "torch", run_id="round-trip")
     meta = json.loads((tmp_path / CHECKPOINT_META).read_text())
     checkpoint = LoadedCheckpoint(tmp_path, meta, config, framework=None, model=None)
     restored = BatchPipeline(data["test"], normalize=checkpoint.normalization(), to_rgb=True)

@@ -131,7 +131,7 @@ def _convs_in_step(trainer, batch) -> int:
         x,
         y.ravel().astype(np.int32),
     )
-    return str(jax.make_jaxpr(trainer._step)(*args, lrs)).count("conv_general_dilated")
+    return str(jax.make_jaxpr(trainer._step)(*args, lrs, None)).count("conv_general_dilated")
 
 
 def test_frozen_stages_are_not_differentiated(fw):

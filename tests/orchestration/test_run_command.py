@@ -48,7 +48,7 @@ def medbench(*args: str, home: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.torch
-def test_local_grid_runs_skips_what_is_done_and_records_failures(tmp_path):
+def test_local_grid_refuses_a_bad_file_before_any_work_then_skips_what_is_done(tmp_path):
     corrupt = tmp_path / "pneumonia-corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     exp = tmp_path / "grid.toml"
@@ -64,18 +64,20 @@ def test_local_grid_runs_skips_what_is_done_and_records_failures(tmp_path):
         str(tmp_path / "report"),
     ]
     first = medbench(*args, home=tmp_path)
-    assert first.returncode == 1  # the corrupt file's trials failed ...
-    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="local_grid")
-    by_status = {s: [r for r in runs if r.status == s] for s in ("completed", "failed")}
-    assert len(by_status["completed"]) == 2 and len(by_status["failed"]) == 2  # ... and the grid went on
-    assert all("corrupt" in r.failure_reason for r in by_status["failed"])
-    assert "breastmnist 28px" in first.stdout and (tmp_path / "report" / "report.html").exists()
+    assert first.returncode == 2 and "Traceback" not in first.stderr  # refused in the parent ...
+    assert "zip" in first.stderr and str(corrupt) in first.stderr
+    store = tmp_path / "results.sqlite"
+    assert not store.exists() or not ResultsStore(store).list_runs(experiment="local_grid")  # ... no rows
 
-    shutil.copy(SHARED / "pneumoniamnist.npz", corrupt)  # fixed: only the failed trials run again
+    shutil.copy(SHARED / "pneumoniamnist.npz", corrupt)  # fixed: the whole grid runs
     second = medbench(*args, home=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:]
-    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="local_grid", status="completed")
-    assert len(runs) == 4 and "2 already done" in second.stdout
+    runs = ResultsStore(store).list_runs(experiment="local_grid", status="completed")
+    assert len(runs) == 4 and "breastmnist 28px" in second.stdout
+    assert (tmp_path / "report" / "report.html").exists()
+    third = medbench(*args, home=tmp_path)  # everything done: nothing runs again
+    assert third.returncode == 0 and "4 already done" in third.stdout
+    assert len(ResultsStore(store).list_runs(experiment="local_grid")) == 4
 
 
 @pytest.mark.torch
