@@ -24,6 +24,10 @@ BREAST = SHARED / "breastmnist.npz"
 SMALL = ["-d", "breastmnist", "--data-file", str(BREAST), "-b", "32", "--max-steps-per-epoch", "4"]
 FRAMEWORKS = [pytest.param(fw, marks=getattr(pytest.mark, fw)) for fw in ("torch", "jax", "keras")]
 
+pytestmark = pytest.mark.skipif(
+    not BREAST.exists(), reason=f"needs the official BreastMNIST file at {BREAST}"
+)
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
@@ -224,6 +228,20 @@ def test_a_diverging_run_is_recorded_as_failed_with_a_clear_reason(home):
     run = only_run(home)
     assert run.status == "failed" and "diverged" in run.failure_reason
     assert "Traceback" not in result.stdout
+
+
+@pytest.mark.torch
+def test_val_loss_selects_the_epoch_of_the_lowest_validation_loss(home):
+    """select_metric = "val_loss" keeps the epoch whose validation loss is lowest (it once passed validation
+    and then stopped the run after its first epoch)."""
+    result = medbench("train", "-q", "-f", "torch", "-m", "simple_cnn", "-e", "4", *SMALL,
+                      "--set", "recipe.select_metric=val_loss")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = only_run(home)
+    losses = [h["val_loss"] for h in run.metrics["history"]]
+    assert len(losses) == 4 and all(0 < v < 5 for v in losses)
+    assert run.metrics["best_epoch"] == int(np.argmin(losses)) + 1
+    assert run.status == "completed"
 
 
 def test_bad_config_is_one_line_and_nothing_runs(home):

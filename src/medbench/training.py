@@ -237,6 +237,7 @@ def evaluate_split(
 
     ``on_predictions(logits, labels)``, if given, receives the split's outputs (to keep them).
     """
+    from medbench.loss import mean_loss
     from medbench.metrics import evaluate
 
     if batches.n_samples == 0:
@@ -254,15 +255,22 @@ def evaluate_split(
         class_names=class_names,
         on_missing="nan",
     )
-    return result.to_dict()
+    return {**result.to_dict(), "loss": mean_loss(labels, logits, task)}
+
+
+# select_metric: the key of evaluate_split's result it reads, and whether a larger value is better
+_SELECTION = {"val_auc": ("auc", True), "val_acc": ("acc", True), "val_loss": ("loss", False)}
 
 
 def _selection_value(metrics: dict[str, Any], select: str) -> float:
-    key = {"val_auc": "auc", "val_acc": "acc"}.get(select)
-    if key is None:
-        raise NotImplementedError(select)
-    value = metrics.get(key)
+    value = metrics.get(_SELECTION[select][0])
     return float("nan") if value is None else float(value)
+
+
+def _is_better(value: float, best: float | None, select: str) -> bool:
+    if best is None:
+        return True
+    return value > best if _SELECTION[select][1] else value < best
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
@@ -499,7 +507,7 @@ def _loop(
                 "lr": schedule(progress.step - 1),
                 "trainable_params": tuning.describe(epoch)["trainable_params"],
             }
-            record.update({f"val_{k}": val[k] for k in ("acc", "auc") if k in val})
+            record.update({f"val_{k}": val[k] for k in ("acc", "auc", "loss") if k in val})
             progress.history.append(record)
             improved = _update_best(progress, val, select, epoch)
             with chrono.phase("checkpoint"):
@@ -538,7 +546,7 @@ def _update_best(progress: Progress, val: dict[str, Any], select: str, epoch: in
     if math.isnan(value):
         progress.epochs_without_improvement += 1
         return progress.best_metric is None
-    if progress.best_metric is None or value > progress.best_metric:
+    if _is_better(value, progress.best_metric, select):
         progress.best_metric, progress.best_epoch = value, epoch + 1
         progress.epochs_without_improvement = 0
         return True
