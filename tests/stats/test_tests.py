@@ -108,6 +108,19 @@ def test_delong_worked_example_by_hand():
     assert t.p_value == pytest.approx(0.4795, abs=1e-4)
 
 
+def test_delong_sees_no_difference_between_models_that_rank_alike():
+    """Same ranking in every column, other scores: the paired terms are identical, the variance is exactly 0,
+    and no difference is called significant; a real reordering is tested as before."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, (60, 1))
+    a = rng.dirichlet(np.ones(3), 60)
+    b = a**2 / (a**2).sum(axis=1, keepdims=True)  # renormalising reorders some images within a column
+    same_order = a * 0.5 + 0.25  # a monotone map of every column: the same ranks in every column
+    t = delong_test(y, a, same_order, "multi-class")
+    assert abs(t.difference) < 1e-12 and t.p_value == 1.0 and t.ci_low <= 0 <= t.ci_high
+    assert delong_test(y, a, b, "multi-class").p_value < 1.0
+
+
 def _delong_by_definition(y, a, b):
     """The textbook two-sample DeLong (1988), O(m n), with the full covariance matrix."""
     pos, neg = y == 1, y == 0

@@ -181,7 +181,10 @@ def delong_test(
     diff = auc_a - auc_b
     var = auc_variance(terms_a - terms_b, _strata(labels, task))
     if var <= 0:
-        p, z, half = (1.0 if diff == 0 else 0.0), None, 0.0
+        # no spread to test a difference against, so it is not called significant: the paired terms differ
+        # by a constant within each true class (for one column, that means equal ranks, so any difference
+        # left is float rounding; it once gave p = 0 for such a difference)
+        p, z, half = 1.0, None, 0.0
     else:
         z = diff / math.sqrt(var)
         p, half = float(2 * norm.sf(abs(z))), float(norm.ppf(0.975) * math.sqrt(var))
