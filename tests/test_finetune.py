@@ -138,9 +138,34 @@ def test_experiment_grid_crosses_finetuning_presets_with_variants():
         )
 
 
-def test_every_preset_is_a_valid_config():
-    for name in PRESETS:
-        assert isinstance(preset(name), FinetuneConfig)
+# what each shipped preset trains at epochs 0 and 1 on a ResNet: {group: lr scale}, and frozen BatchNorm count
+PRESET_PLANS = {
+    "linear_probe": ({"head": 1.0}, {"head": 1.0}, 5),
+    "top1": ({"head": 1.0, "layer4": 1.0}, {"head": 1.0, "layer4": 1.0}, 4),
+    "top2": ({"head": 1.0, "layer4": 1.0, "layer3": 1.0},) * 2 + (3,),
+    "full": (None, None, 0),
+    "full_discriminative": ({"head": 1.0, **{f"layer{i}": 0.1 for i in range(1, 5)}, "stem": 0.1},) * 2
+    + (0,),
+    "full_frozen_bn": ({"head": 1.0, **{f"layer{i}": 1.0 for i in range(1, 5)}, "stem": 1.0},) * 2 + (5,),
+    "gradual": ({"head": 1.0}, {"head": 1.0, "layer4": 0.1}, 5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_trains_what_its_name_says(name):
+    assert set(PRESET_PLANS) == set(PRESETS)  # a new preset needs its row here
+    epoch0, epoch1, frozen_norm = PRESET_PLANS[name]
+    config = preset(name)
+    assert isinstance(config, FinetuneConfig)
+    for epoch, expected in ((0, epoch0), (1, epoch1)):
+        plan = plan_for_epoch("resnet", RESNET, config, epoch)
+        got = None if plan is None else {g.name: g.lr_scale for g in plan.groups}
+        assert got == expected, (name, epoch)
+    plan = plan_for_epoch("resnet", RESNET, config, 0)
+    assert (0 if plan is None else len(plan.frozen_norm)) == frozen_norm, name
+    if plan is not None:  # a frozen BatchNorm's weight and bias are in no group
+        trained = {p for g in plan.groups for p in g.params}
+        assert not {f"{m}.{k}" for m in plan.frozen_norm for k in ("weight", "bias")} & trained, name
 
 
 @pytest.mark.parametrize(("model", "expected"), [("resnet50", "imagenet"), ("efficientnetv2_l", "official")])

@@ -1,8 +1,9 @@
-"""Tests of medbench.timing with a fake clock: the logic, never the speed of this machine."""
+"""Tests of medbench.timing, mostly with a fake clock: the logic, never the speed of this machine."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -210,10 +211,19 @@ def test_latency_percentiles_match_numpy():
     assert json.loads(json.dumps(stats.to_dict()))["latency_count"] == 50
 
 
-def test_measure_latency_runs_for_real_without_sync():
-    stats = measure_latency(lambda: None, warmup_min=1, min_count=3, min_duration_s=0)
-    assert stats.count >= 3
-    assert stats.min_ms >= 0
+def test_measure_latency_on_the_real_clock_times_every_call_after_the_warm_up():
+    """With the real perf_counter and no sync: each timed call is one call of fn, and a call that sleeps
+    2 ms is never measured shorter (a lower bound, so the machine's load cannot fail it)."""
+    calls = []
+
+    def work():
+        calls.append(None)
+        time.sleep(0.002)
+
+    stats = measure_latency(work, warmup_min=2, warmup_until_stable=False, min_count=5, min_duration_s=0)
+    assert stats.count == 5 and len(calls) == 2 + 5
+    assert stats.min_ms >= 2.0 and stats.p50_ms >= stats.min_ms
+    assert stats.total_s >= 5 * 0.002
 
 
 @pytest.mark.parametrize(
