@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from medbench import pretrained
-from medbench.commands.app import app, console, file_status_cell, file_table
+from medbench.commands.app import app, console, file_legend, file_status, file_status_column
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, plain
 
 weights_app = typer.Typer(
     name="weights",
@@ -22,21 +23,33 @@ app.add_typer(weights_app, name="weights")
 
 @weights_app.command("list")
 def list_command(
-    verify: Annotated[bool, typer.Option("--verify", help="Check the SHA-256 of every cached file.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check the SHA-256 of every cached file.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size."""
-    table = file_table(
-        f"torchvision ImageNet weights (cache: {escape(str(pretrained.cache_dir()))})",
-        where="cached",
-        checksum="SHA-256",
-        verified=verify,
+    """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size.
+
+    \b
+    Examples:
+      medbench weights list
+      medbench weights list --verify --format json
+    """
+    table = OutputTable(
+        f"torchvision ImageNet weights (cache: {pretrained.cache_dir()})",
+        [
+            Column("model"),
+            Column("file"),
+            file_status_column("cached"),
+            Column("acc@1", "percent", 3, key="imagenet_acc1_pct"),
+            Column("acc@5", "percent", 3, key="imagenet_acc5_pct"),
+            Column("params", "count"),
+            Column("MB", "float", 0),
+            Column("resize/crop"),
+            Column("normalize"),
+        ],
+        caption=file_legend(where="cached", checksum="SHA-256", verified=verify),
     )
-    table.add_column("model", no_wrap=True)
-    table.add_column("file", no_wrap=True)
-    table.add_column("cached", justify="center", no_wrap=True)
-    for column in ("acc@1", "acc@5", "params", "MB", "resize/crop"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("normalize", no_wrap=True)
     for model in pretrained.list_pretrained():
         entry = pretrained.get_pretrained(model)
         path = pretrained.cache_dir() / entry.filename
@@ -44,15 +57,15 @@ def list_command(
         table.add_row(
             model,
             entry.filename,
-            file_status_cell(path, verified),
-            f"{entry.acc1:.3f}",
-            f"{entry.acc5:.3f}",
-            f"{entry.num_params / 1e6:.1f}M",
-            f"{entry.file_mb:.0f}",
+            file_status(path, verified),
+            entry.acc1 / 100,  # torchvision's figures are percent already
+            entry.acc5 / 100,
+            entry.num_params,
+            entry.file_mb,
             f"{entry.resize_size}/{entry.crop_size} {entry.interpolation}",
             entry.normalize,
         )
-    console.print(table)
+    emit(table, fmt)
 
 
 @weights_app.command("download")
@@ -62,12 +75,18 @@ def download_command(
         bool, typer.Option("--force", help="Download again even if a verified copy is cached.")
     ] = False,
 ) -> None:
-    """Download ImageNet weights into the torch hub cache (resumable, SHA-256-checked)."""
+    """Download ImageNet weights into the torch hub cache (resumable, SHA-256-checked).
+
+    \b
+    Examples:
+      medbench weights download resnet18
+      medbench weights download all
+    """
     names = pretrained.list_pretrained() if models == ["all"] else models
     entries = [pretrained.get_pretrained(name) for name in names]  # every name checked before any download
     for entry in entries:
         path = pretrained.download_pretrained(entry.model, force=force)
-        console.print(f"[green]ok[/] {entry.model} -> {escape(str(path))}")
+        console.print(f"[green]ok[/] {entry.model} -> {plain(str(path))}")
 
 
 @weights_app.command("verify")
@@ -77,6 +96,11 @@ def verify_command(
     """Check checkpoint files: the SHA-256 their name promises (torch hub's rule) and that they hold tensors.
 
     Exits 1 if any file fails its hash.
+
+    \b
+    Examples:
+      medbench weights verify ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth
+      medbench weights verify ./my_backbone.safetensors
     """
     table = Table(title="checkpoint verification")
     for column in ("file", "status", "model", "tensors", "SHA-256"):
