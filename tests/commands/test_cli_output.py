@@ -172,3 +172,127 @@ def test_finetune_presets_list_their_fields(tmp_path):
     }
     assert presets["gradual"]["unfreeze_every"] == "1" and presets["gradual"]["backbone_lr_scale"] == "0.1"
     assert presets["linear_probe"]["trainable"] == "head" and presets["full_frozen_bn"]["freeze_bn"] == "true"
+
+
+# ---- the end of a grid and `compare`: wider than any terminal, so piped they must not be cut --------------
+
+FINISHED_GRID = """
+name = "finished_grid_with_a_long_name"
+[grid]
+datasets = ["breastmnist"]
+frameworks = ["torch", "jax"]
+models = ["simple_cnn"]
+seeds = [0, 1, 2]
+"""
+
+
+def _finished_grid(tmp_path):
+    """An experiment whose every trial already has a completed row (torch 5 points above jax at each seed),
+    so `medbench run` trains nothing and goes straight to its summary and verdicts."""
+    from medbench.experiments import expand, load_experiment
+    from medbench.jobs import start_columns
+    from medbench.results import ResultsStore
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(FINISHED_GRID)
+    spec = load_experiment(grid)
+    store = ResultsStore(tmp_path / "results.sqlite")
+    for trial in expand(spec):
+        c = trial.config
+        gap = 0.05 if c.framework == "torch" else 0.0
+        run_id = store.start_run(**start_columns(c, experiment=spec.name))
+        store.finish_run(
+            run_id,
+            metrics={"test_acc": 0.80 + gap + 0.001 * c.seed, "test_auc": 0.90 + gap / 2 + 0.002 * c.seed},
+            timings={"train_s_per_epoch": 2.0 if gap else 5.0, "steady_images_per_s": 500.0 + c.seed},
+        )
+    assert all(store.find_completed(t.config_hash, kind="train") for t in expand(spec))
+    return grid
+
+
+def test_run_piped_prints_its_summary_and_verdicts_whole(tmp_path):
+    grid = _finished_grid(tmp_path)
+    result = medbench("run", str(grid), "--report", str(tmp_path / "report"), home=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    _whole(result.stdout)
+    assert "6 already done" in result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("finished_grid_with_a_long_name: mean ± std over seeds") for line in lines)
+    torch = next(line for line in lines if line.lstrip().startswith("breastmnist ") and " torch " in line)
+    # every cell of the row on its one line, at COLUMNS=60: size, model, seeds, ACC ± std, AUC, s/epoch, img/s
+    for cell in (" 28 ", "simple_cnn", " 3 ", "85.10 ± 0.10", "92.70 ± 0.20", "2.00", "501 ± 1"):
+        assert cell in torch, (cell, torch)
+    pair = next(line for line in lines if "torch - jax" in line and " ACC " in line)
+    assert "5.00" in pair and "different" in pair  # the pair's difference and its verdict on one line
+    speed = next(line for line in lines if "torch / jax" in line and "s/epoch" in line)
+    assert "0.400" in speed and "faster" in speed
+
+
+def test_run_summary_and_verdicts_in_machine_formats(tmp_path):
+    grid = _finished_grid(tmp_path)
+    report = ("--report", str(tmp_path / "report"))
+    result = medbench("run", str(grid), *report, "--format", "json", home=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    data = json.loads(result.stdout)  # progress and the report's path went to stderr
+    assert set(data) == {"summary", "pairs", "speed"} and "report:" in result.stderr
+    torch = next(r for r in data["summary"] if r["framework"] == "torch")
+    assert torch["test_acc_pct"] == pytest.approx(85.1) and torch["test_acc_pct_std"] == pytest.approx(0.1)
+    acc = next(r for r in data["pairs"] if r["metric"] == "ACC")
+    assert acc["pair"] == "torch - jax" and acc["diff_pts"] == pytest.approx(5.0) and acc["seeds"] == 3
+    as_csv = medbench("run", str(grid), *report, "--format", "csv", home=tmp_path).stdout
+    titles = [line for line in as_csv.splitlines() if line.startswith("# ")]
+    assert len(titles) == 3 and titles[0].startswith("# finished_grid_with_a_long_name: mean ± std")
+    summary = as_csv.split("\n\n")[0].splitlines()[1:]
+    assert summary[0].startswith("dataset,size,data,model,variant,framework,n,test_acc_pct,test_acc_pct_std")
+
+
+@pytest.fixture(scope="module")
+def pairs_store(tmp_path_factory):
+    from tests.stats.fakes import build_store
+
+    return build_store(tmp_path_factory.mktemp("pairs")).path
+
+
+def test_compare_piped_prints_every_cell_whole(tmp_path, pairs_store):
+    result = medbench("compare", "--store", str(pairs_store), "--bootstrap", "50", home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _whole(result.stdout)
+    lines = result.stdout.splitlines()
+    noisy = next(line for line in lines if " noisy " in line and " ACC " in line)
+    # one line at COLUMNS=60: the image test's text, the verdict and the seeds it still needs
+    assert "McNemar exact: p<0.05 in 0/3 seeds" in noisy and noisy.rstrip().endswith(
+        "not enough evidence   42"
+    )
+    faster = next(line for line in lines if " differs " in line and "train img/s" in line)
+    assert "[2.520, 2.654]" in faster and "faster" in faster
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compare_takes_every_format(tmp_path, pairs_store, fmt):
+    args = ("compare", "--store", str(pairs_store), "--bootstrap", "50", "--format", fmt)
+    result = medbench(*args, home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    if fmt == "json":
+        data = json.loads(out)  # "experiment fake in ..." went to stderr
+        assert set(data) == {"pairs", "speed"} and len(data["pairs"]) == 12 and len(data["speed"]) == 6
+        acc = next(r for r in data["pairs"] if (r["model"], r["metric"]) == ("differs", "ACC"))
+        assert acc["verdict"] == "different" and acc["diff_pts"] == pytest.approx(5.0)
+        assert acc["mean_a_pct"] == pytest.approx(85.12) and acc["variant"] is None  # numbers, null
+        assert "experiment fake" in result.stderr
+    elif fmt == "csv":
+        pairs = list(csv.DictReader(io.StringIO(out.split("\n\n")[0].split("\n", 1)[1])))
+        assert len(pairs) == 12 and {"verdict", "p_tost", "ci95_pts", "more_seeds"} <= set(pairs[0])
+        assert out.startswith("# Framework pairs") and "\n# Speed: ratios" in out
+    elif fmt == "markdown":
+        assert "| torch - jax | ACC | 4 | 85.12 | 80.12 | 5.00 |" in out and "**Speed:" in out
+    else:
+        assert "experiment fake" in out and "Framework pairs" in out
+
+
+def test_compare_machine_formats_keep_both_tables_when_nothing_pairs(tmp_path, pairs_store):
+    args = ("compare", "--store", str(pairs_store), "--bootstrap", "50", "-f", "torch", "--all")
+    table = medbench(*args, home=tmp_path)
+    assert table.returncode == 0 and "nothing to pair" in table.stdout
+    data = json.loads(medbench(*args, "--format", "json", home=tmp_path).stdout)
+    assert data == {"pairs": [], "speed": []}

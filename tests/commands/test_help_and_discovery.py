@@ -21,6 +21,7 @@ COMMANDS = [
     ["evaluate"],
     ["predict"],
     ["results"],
+    ["compare"],
     ["bench"],
     ["bench-report"],
     ["run"],
@@ -71,10 +72,20 @@ def test_train_without_a_dataset_stops_instead_of_picking_pathmnist(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", [["results"], ["run"], ["bench"], ["bench-report"], ["report"], ["train"]]
+    "command", [["results"], ["compare"], ["run"], ["bench"], ["bench-report"], ["report"], ["train"]]
 )
 def test_store_help_names_medbench_home(command, tmp_path):
     assert "MEDBENCH_HOME" in medbench(*command, "--help", home=tmp_path).stdout
+
+
+NOT_TABLES = (["download"], ["report"], ["experiments", "show"], ["weights", "download"])  # files, paths
+TABLE_COMMANDS = [c for c in COMMANDS if c not in NOT_TABLES]
+
+
+@pytest.mark.parametrize("command", TABLE_COMMANDS, ids=" ".join)
+def test_every_table_command_takes_format(command, tmp_path):
+    text = medbench(*command, "--help", home=tmp_path).stdout
+    assert "--format" in text and "table|csv|json|markdown" in text
 
 
 def test_switches_show_both_forms(tmp_path):

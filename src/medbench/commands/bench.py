@@ -38,13 +38,28 @@ def print_report(
     fmt: OutputFormat = OutputFormat.table,
 ) -> None:
     """The summary table (engine x size) and the scaling table of a session's rows."""
+    tables = report_tables(records, fmt)
+    if not tables:
+        note("No benchmark rows to show.", fmt)
+        return
+    emit(tables, fmt, out=out)
+    if peak:
+        note(
+            f"matmul peak {peak['peak_flops_per_s'] / 1e9:.1f} GFLOP/s ({peak.get('peak_source')}, float32, "
+            f"{peak.get('threads')} threads)",
+            fmt,
+        )
+
+
+def report_tables(records: Sequence[Any], fmt: OutputFormat = OutputFormat.table) -> list[OutputTable]:
+    """The summary table (key ``inference``) and, where sizes allow a fit, the scaling table (``scaling``);
+    none without benchmark rows."""
     from medbench.bench.scaling import scaling, scaling_rows
     from medbench.bench.summary import aggregate, table_rows
 
     cells = aggregate(records)
     if not cells:
-        note("No benchmark rows to show.", fmt)
-        return
+        return []
     title = "inference: median over repeats (min-max); latency at batch 1"
     if fmt in (OutputFormat.csv, OutputFormat.json):  # scripts get numbers, not "2.1 (2.0-2.3)" text
         tables = [cell_table(title, cells)]
@@ -57,13 +72,7 @@ def print_report(
                 "scaling with image size: least-squares slope (R²)", fits, right=_NUMERIC, key="scaling"
             )
         )
-    emit(tables, fmt, out=out)
-    if peak:
-        note(
-            f"matmul peak {peak['peak_flops_per_s'] / 1e9:.1f} GFLOP/s ({peak.get('peak_source')}, float32, "
-            f"{peak.get('threads')} threads)",
-            fmt,
-        )
+    return tables
 
 
 def cell_table(title: str, cells) -> OutputTable:

@@ -149,6 +149,7 @@ def summary_table(store, experiment: str) -> OutputTable:
             Column("img/s", "float", 0, key="images_per_s"),
         ],
         caption="" if rows else "no completed runs: see `medbench results --status failed`",
+        key="summary",
     )
     for row in rows:
         table.add_row(
@@ -313,16 +314,7 @@ def run_command(
 
         note("[bold]inference benchmark[/] (each cell in a fresh process)", fmt)
         run_bench(spec, results, rerun=rerun, echo=lambda line: note(f"  {line}", fmt, markup=False))
-        from medbench.commands.bench import print_report
-
-        print_report(results.list_runs(kind="bench", experiment=spec.name), fmt=fmt)
-    emit(summary_table(results, spec.name), fmt)
-    from medbench.commands.compare import verdict_tables
-
-    for table in verdict_tables(
-        results.list_runs(experiment=spec.name), margin=margin, alpha=0.05, n_boot=1000
-    ):
-        console.print(table)
+    emit(final_tables(spec, results, margin=margin, fmt=fmt), fmt)
     report = report_dir or medbench_home() / "reports" / spec.name
     path = _write_report(results, spec.name, report, margin)
     if path:
@@ -341,6 +333,24 @@ def run_command(
             fmt,
         )
         raise typer.Exit(1)
+
+
+def final_tables(spec, results, *, margin: float, fmt: OutputFormat) -> list[OutputTable]:
+    """Every table a grid ends with, printed at once (one JSON object, one CSV) so a script can parse it:
+    the benchmark's (``inference``, ``scaling``) if the experiment has one, the summary (``summary``) and the
+    framework verdicts (``pairs``, ``speed``; in csv/json also when empty, so the keys are always there)."""
+    from medbench.commands.bench import report_tables
+    from medbench.commands.compare import verdict_tables
+
+    tables = []
+    if spec.measure.bench is not None:
+        tables += report_tables(results.list_runs(kind="bench", experiment=spec.name), fmt)
+    tables.append(summary_table(results, spec.name))
+    machine = fmt in (OutputFormat.csv, OutputFormat.json)
+    tables += verdict_tables(
+        results.list_runs(experiment=spec.name), margin=margin, alpha=0.05, n_boot=1000, keep_empty=machine
+    )
+    return tables
 
 
 def _write_report(results, experiment: str, folder: Path, margin: float = 1.0) -> Path | None:

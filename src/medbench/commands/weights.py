@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from medbench import pretrained
 from medbench.commands.app import app, console, file_legend, file_status, file_status_column
-from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, plain
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
 
 weights_app = typer.Typer(
     name="weights",
@@ -92,6 +90,7 @@ def download_command(
 @weights_app.command("verify")
 def verify_command(
     paths: Annotated[list[Path], typer.Argument(help="Checkpoint file(s), e.g. a cached .pth.")],
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Check checkpoint files: the SHA-256 their name promises (torch hub's rule) and that they hold tensors.
 
@@ -100,27 +99,37 @@ def verify_command(
     \b
     Examples:
       medbench weights verify ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth
-      medbench weights verify ./my_backbone.safetensors
+      medbench weights verify ./my_backbone.safetensors --format json
     """
-    table = Table(title="checkpoint verification")
-    for column in ("file", "status", "model", "tensors", "SHA-256"):
-        table.add_column(column)
+    unnamed = "readable (no hash in the name)"
+    table = OutputTable(
+        "checkpoint verification",
+        [
+            Column("file"),
+            Column("status", styles={"ok": "green", unnamed: "yellow"}),
+            Column("model"),
+            Column("tensors", "int"),
+            Column("SHA-256", key="sha256"),
+        ],
+    )
     bad = 0
     for path in paths:
         check = pretrained.verify_checkpoint(path)
         if not check.ok:
-            status = f"[red]SHA-256 does not start with {check.expected_prefix}[/]"
+            status = f"SHA-256 does not start with {check.expected_prefix}"
         elif check.expected_prefix is None:
-            status = "[yellow]readable (no hash in the name)[/]"
+            status = unnamed
         else:
-            status = "[green]ok[/]"
+            status = "ok"
         bad += not check.ok
-        tensors = "-" if check.n_tensors is None else str(check.n_tensors)
-        table.add_row(escape(str(path)), status, check.model or "-", tensors, check.sha256)
-    console.print(table)
+        table.add_row(str(path), status, check.model, check.n_tensors, check.sha256)
+        if not check.ok:
+            table.highlight.add((len(table.rows) - 1, 1))
+    emit(table, fmt)
     if bad:
-        console.print(
+        note(
             f"[red]{bad} file(s) corrupt.[/] Download them again with `medbench weights download MODEL`, "
-            "which moves each corrupt file aside (to NAME.corrupt-<date>) first."
+            "which moves each corrupt file aside (to NAME.corrupt-<date>) first.",
+            fmt,
         )
         raise typer.Exit(1)
