@@ -411,6 +411,11 @@ def test_weights_verify(checkpoint: Path, tmp_path: Path) -> None:
     failed = medbench("weights", "verify", str(bad), torch_home=tmp_path)
     assert failed.returncode == 1
     assert "corrupt" in failed.stdout
+    both = medbench("weights", "verify", str(checkpoint), str(bad), "--format", "json", torch_home=tmp_path)
+    rows = json.loads(both.stdout)  # the "corrupt" note went to stderr
+    assert both.returncode == 1 and "corrupt" in both.stderr
+    assert [r["status"] == "ok" for r in rows] == [True, False] and rows[0]["tensors"] > 0
+    assert rows[1]["status"].startswith("SHA-256 does not start with") and len(rows[1]["sha256"]) == 64
 
 
 # ---- loading into every framework ----------------------------------------------------------------------------

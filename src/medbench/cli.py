@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "report",
     "weights",
     "compare",
+    "experiments",
 )
 
 

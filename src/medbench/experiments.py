@@ -36,6 +36,13 @@ from medbench.errors import ConfigError
 from medbench.finetune import PRESETS
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "experiment_files"
+# Every field of the format, commented, itself a valid experiment: `medbench experiments show reference`.
+REFERENCE = SHIPPED_DIR / "reference" / "experiment.toml"
+
+
+def shipped_experiments() -> dict[str, Path]:
+    """The experiments that come with medbench, by name (the reference file is not among them)."""
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
 
 
 class Variant(_Frozen):
@@ -171,7 +178,9 @@ def resolve_experiment_path(source: str | Path) -> Path:
         shipped = SHIPPED_DIR / f"{source}{suffix}"
         if shipped.exists():
             return shipped
-    names = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
+    if str(source) == "reference":
+        return REFERENCE
+    names = sorted(shipped_experiments())
     raise ConfigError(
         f"No experiment file {str(source)!r}.",
         f"Give a path, or one of the shipped experiments: {', '.join(names)}.",

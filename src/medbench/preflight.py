@@ -182,6 +182,17 @@ def check_data_file(flag: str, size: int, path: str | os.PathLike, *, purpose: s
     _check_headers(expected, size, file, purpose, fix, official=official is not None)
 
 
+def check_trial_data_files(trials) -> None:
+    """Each local data file of an experiment grid holds its trial's dataset (not another's), each checked
+    once, before any trial starts."""
+    seen = set()
+    for t in trials:
+        d = t.config.data
+        if d.data_file is not None and (d.dataset, d.size, str(d.data_file)) not in seen:
+            seen.add((d.dataset, d.size, str(d.data_file)))
+            check_data_file(d.dataset, d.size, d.data_file, purpose="train")
+
+
 def purpose_text(purpose: str) -> str:
     return "the run was trained on" if purpose == "evaluate" else "the run trains on"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.table import Table
 
 from medbench.errors import DownloadError
 from medbench.experiments import ExperimentSpec, Trial
@@ -174,42 +173,3 @@ def _mean_std(name: str, values: list[float | None]) -> dict[str, float | None]:
     if clean.size == 0:
         return {name: None, f"{name}_std": None}
     return {name: float(clean.mean()), f"{name}_std": float(clean.std(ddof=1)) if clean.size > 1 else 0.0}
-
-
-def _pm(mean: float | None, std: float | None, digits: int) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std else f"{mean:.{digits}f}"
-
-
-def summary_table(store: ResultsStore, spec: ExperimentSpec) -> Table:
-    """The table ``medbench run`` prints; balanced ACC and macro F1 columns appear when some run has them."""
-    rows = comparison_rows(store, spec.name)
-    table = Table(title=f"{spec.name}: mean ± std over seeds (test split)")
-    imbalance = any(row["test_balanced_acc"] is not None or row["test_macro_f1"] is not None for row in rows)
-    metrics = ["test ACC", "test AUC"] + (["balanced ACC", "macro F1"] if imbalance else [])
-    for column in ("dataset", "model", "variant", "framework", "n", *metrics, "s/epoch", "img/s"):
-        table.add_column(
-            column, justify="left" if column in ("dataset", "model", "variant", "framework") else "right"
-        )
-    for row in rows:
-        data = f"{row['dataset']} {row['size']}px" + ("" if row["official_data"] else " (custom file)")
-        extra = [
-            _pm(row["test_balanced_acc"], row["test_balanced_acc_std"], 4),
-            _pm(row["test_macro_f1"], row["test_macro_f1_std"], 4),
-        ]
-        table.add_row(
-            data,
-            row["model"],
-            row["variant"],
-            row["framework"],
-            str(row["n"]),
-            _pm(row["test_acc"], row["test_acc_std"], 4),
-            _pm(row["test_auc"], row["test_auc_std"], 4),
-            *(extra if imbalance else []),
-            _pm(row["s_per_epoch"], row["s_per_epoch_std"], 2),
-            _pm(row["images_per_s"], row["images_per_s_std"], 0),
-        )
-    if not rows:
-        table.caption = "no completed runs: see `medbench results --status failed`"
-    return table

@@ -10,8 +10,10 @@ import sys
 import pytest
 
 
-def medbench(*args: str) -> subprocess.CompletedProcess:
+def medbench(*args: str, home=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if home is not None:  # a fresh cache of measurements
+        env["MEDBENCH_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "medbench.cli", "models", *args],
         capture_output=True,
@@ -22,22 +24,26 @@ def medbench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.torch
-def test_json_gives_parameters_and_flops_per_model():
-    result = medbench("--framework", "torch", "--model", "simple_cnn", "--channels", "1", "--json")
-    assert result.returncode == 0, result.stderr
-    torch_result = json.loads(result.stdout)["torch"]
-    assert "torch" in torch_result["versions"]
-    entry = torch_result["models"]["simple_cnn"]
-    assert entry["params"] == 110_569  # 1 channel, 9 classes (see test_equivalence)
-    assert entry["flops"] == 2 * (
-        28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 128 * 64 * 9 + 128 * 128 + 128 * 9
-    )
+def test_json_gives_parameters_and_flops_per_model(tmp_path):
+    args = ("--framework", "torch", "--model", "simple_cnn", "--channels", "1", "--json")
+    flops = 2 * (28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 128 * 64 * 9 + 128 * 128 + 128 * 9)
+    # measured by torch the first time, read from the cache the second: the same figures both times
+    for cached in ([], ["simple_cnn"]):
+        result = medbench(*args, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        torch_result = json.loads(result.stdout)["torch"]
+        assert "torch" in torch_result["versions"] and torch_result["cached"] == cached
+        entry = torch_result["models"]["simple_cnn"]
+        assert entry["params"] == 110_569  # 1 channel, 9 classes (see test_equivalence)
+        assert entry["flops"] == flops
 
 
 @pytest.mark.torch
 @pytest.mark.keras
-def test_table_lists_each_framework_side_by_side():
-    result = medbench("-f", "torch", "-f", "keras", "-m", "resnet18", "--size", "28", "--classes", "9")
+def test_table_lists_each_framework_side_by_side(tmp_path):
+    result = medbench(
+        "-f", "torch", "-f", "keras", "-m", "resnet18", "--size", "28", "--classes", "9", home=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("resnet18"))
     assert row.count("11,173,449") == 2  # the same count measured by two frameworks

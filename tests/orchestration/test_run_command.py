@@ -73,7 +73,9 @@ def test_local_grid_refuses_a_bad_file_before_any_work_then_skips_what_is_done(t
     second = medbench(*args, home=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:]
     runs = ResultsStore(store).list_runs(experiment="local_grid", status="completed")
-    assert len(runs) == 4 and "breastmnist 28px" in second.stdout
+    assert len(runs) == 4
+    summary = next(line for line in second.stdout.splitlines() if line.lstrip().startswith("breastmnist "))
+    assert " 28 " in summary  # the summary table: dataset and size in their own columns
     assert (tmp_path / "report" / "report.html").exists()
     third = medbench(*args, home=tmp_path)  # everything done: nothing runs again
     assert third.returncode == 0 and "4 already done" in third.stdout

@@ -373,8 +373,9 @@ def test_experiment_variants_are_rows_of_their_own(tmp_path):
 def test_the_run_summary_shows_balanced_accuracy_and_macro_f1(store_path, tmp_path):
     from rich.console import Console
 
-    from medbench.experiments import ExperimentSpec, Grid
-    from medbench.runs import comparison_rows, summary_table
+    from medbench.commands.output import rich_table
+    from medbench.commands.run import summary_table
+    from medbench.runs import comparison_rows
 
     store = ResultsStore(store_path)
     rows = {
@@ -384,10 +385,10 @@ def test_the_run_summary_shows_balanced_accuracy_and_macro_f1(store_path, tmp_pa
     assert rows[(28, "torch")]["test_balanced_acc_std"] == pytest.approx(0.0141421356)
     assert rows[(64, "keras")]["test_macro_f1"] == pytest.approx(0.885)
     console = Console(width=250, record=True)
-    console.print(summary_table(store, ExperimentSpec(name="demo", grid=Grid(datasets=["pathmnist"]))))
+    console.print(rich_table(summary_table(store, "demo")))
     text = console.export_text()
     assert "balanced ACC" in text and "macro F1" in text
-    assert "0.9000 ± 0.0141" in text  # torch 28 px balanced ACC
+    assert "90.00 ± 1.41" in text  # torch 28 px balanced ACC, percent as in the report
     older = ResultsStore(tmp_path / "older.sqlite")  # runs stored before training recorded the extras
     run_id = older.start_run(
         kind="train",
@@ -401,5 +402,5 @@ def test_the_run_summary_shows_balanced_accuracy_and_macro_f1(store_path, tmp_pa
     )
     older.finish_run(run_id, metrics={"test_acc": 0.9, "test_auc": 0.99}, timings={})
     console = Console(width=250, record=True)
-    console.print(summary_table(older, ExperimentSpec(name="old", grid=Grid(datasets=["pathmnist"]))))
+    console.print(rich_table(summary_table(older, "old")))
     assert "test AUC" in console.export_text() and "balanced ACC" not in console.export_text()

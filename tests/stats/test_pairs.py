@@ -149,6 +149,6 @@ def test_the_tables_medbench_run_prints(store):
     from medbench.commands.compare import verdict_tables
 
     pairs_table, speed_table = verdict_tables(store.list_runs(), margin=1.0, alpha=0.05, n_boot=50)
-    assert pairs_table.row_count == 12 and speed_table.row_count == 6  # 3 comparisons x 4 metrics / 2 timings
+    assert len(pairs_table.rows) == 12 and len(speed_table.rows) == 6  # 3 comparisons x 4 metrics / 2 timings
     alone = [r for r in store.list_runs() if r.framework == "torch"]
     assert verdict_tables(alone, margin=1.0, alpha=0.05, n_boot=50) == []  # nothing to pair: nothing printed

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from medbench.commands.app import app, console
+from medbench.commands.app import STORE_HELP, app
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, text_table
 from medbench.errors import ConfigError
 
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help=STORE_HELP)]
 PlotOption = Annotated[Path | None, typer.Option("--plot", help="Write PNG figures into this folder.")]
 
 _NUMERIC = {
@@ -30,58 +30,118 @@ _NUMERIC = {
 }
 
 
-def _table(title: str, rows: Sequence[dict[str, str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in rows[0] if rows else ():
-        table.add_column(column, justify="right" if column in _NUMERIC else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*row.values())
-    return table
-
-
 def print_report(
-    records: Sequence[Any], *, peak: dict[str, Any] | None = None, out: Console | None = None
+    records: Sequence[Any],
+    *,
+    peak: dict[str, Any] | None = None,
+    out: Console | None = None,
+    fmt: OutputFormat = OutputFormat.table,
 ) -> None:
     """The summary table (engine x size) and the scaling table of a session's rows."""
+    tables = report_tables(records, fmt)
+    if not tables:
+        note("No benchmark rows to show.", fmt)
+        return
+    emit(tables, fmt, out=out)
+    if peak:
+        note(
+            f"matmul peak {peak['peak_flops_per_s'] / 1e9:.1f} GFLOP/s ({peak.get('peak_source')}, float32, "
+            f"{peak.get('threads')} threads)",
+            fmt,
+        )
+
+
+def report_tables(records: Sequence[Any], fmt: OutputFormat = OutputFormat.table) -> list[OutputTable]:
+    """The summary table (key ``inference``) and, where sizes allow a fit, the scaling table (``scaling``);
+    none without benchmark rows."""
     from medbench.bench.scaling import scaling, scaling_rows
     from medbench.bench.summary import aggregate, table_rows
 
-    out = out or console
     cells = aggregate(records)
     if not cells:
-        out.print("No benchmark rows to show.")
-        return
-    out.print(_table("inference: median over repeats (min-max); latency at batch 1", table_rows(cells)))
+        return []
+    title = "inference: median over repeats (min-max); latency at batch 1"
+    if fmt in (OutputFormat.csv, OutputFormat.json):  # scripts get numbers, not "2.1 (2.0-2.3)" text
+        tables = [cell_table(title, cells)]
+    else:
+        tables = [text_table(title, table_rows(cells), right=_NUMERIC, key="inference")]
     fits = scaling_rows(scaling(cells))
     if fits:
-        out.print(_table("scaling with image size: least-squares slope (R²)", fits))
-    if peak:
-        out.print(
-            f"matmul peak {peak['peak_flops_per_s'] / 1e9:.1f} GFLOP/s ({peak.get('peak_source')}, float32, "
-            f"{peak.get('threads')} threads)",
-            highlight=False,
+        tables.append(
+            text_table(
+                "scaling with image size: least-squares slope (R²)", fits, right=_NUMERIC, key="scaling"
+            )
         )
+    return tables
 
 
-def _list_engines() -> None:
+def cell_table(title: str, cells) -> OutputTable:
+    """The summary as numbers: each figure's median over repeats with its min and max."""
+    spreads = [
+        ("p50 ms", "latency_p50_ms", 1.0),
+        ("p99 ms", "latency_p99_ms", 1.0),
+        ("cold start s", "cold_start_s", 1.0),
+        ("compile s", "compile_s", 1.0),
+        ("peak RSS MiB", "peak_rss_bytes", 2**-20),
+    ]
+    columns = [Column("model"), Column("engine"), Column("size", "int")]
+    for name, _, _ in spreads:
+        key = name.replace(" ", "_").lower()  # p50_ms, cold_start_s, peak_rss_mib ...
+        columns += [Column(name, "float", key=key), Column(f"{name} min", "float", key=f"{key}_min")]
+        columns += [Column(f"{name} max", "float", key=f"{key}_max")]
+    columns += [
+        Column("best batch", "int"),
+        Column("best img/s", "float", key="best_images_per_s"),
+        Column("best img/s min", "float", key="best_images_per_s_min"),
+        Column("best img/s max", "float", key="best_images_per_s_max"),
+        Column("% of peak", "percent", key="fraction_of_peak_pct"),
+        Column("max |diff|", "float", key="check_max_abs_diff"),
+        Column("status"),
+        Column("reason"),
+    ]
+    table = OutputTable(title, columns, key="inference")
+    for c in cells:
+        row = [c.model, c.engine, c.size]
+        for _, attr, scale in spreads:
+            summary = getattr(c, attr)
+            row += (
+                [None, None, None]
+                if summary is None
+                else [v * scale for v in (summary.median, summary.min, summary.max)]
+            )
+        best = c.best_throughput
+        row += [best[0], best[1].median, best[1].min, best[1].max] if best else [None] * 4
+        row += [c.fraction_of_peak, c.check_max_abs_diff, c.status, c.reason]
+        table.add_row(*row)
+    return table
+
+
+def _list_engines(fmt: OutputFormat) -> None:
     from medbench.bench.engines import iter_engines
 
-    table = Table(title="inference engines", title_justify="left")
-    for column in ("engine", "framework", "installed", "measures"):
-        table.add_column(column, overflow="fold")
+    table = OutputTable(
+        "inference engines (--engine NAME)",
+        [
+            Column("engine"),
+            Column("framework"),
+            Column("installed", styles={"yes": "green"}),
+            Column("missing"),
+            Column("measures"),
+        ],
+    )
     for spec in iter_engines():
         missing = spec.missing()
         table.add_row(
-            spec.name, spec.framework, "yes" if not missing else f"no ({', '.join(missing)})", spec.measures
+            spec.name, spec.framework, "no" if missing else "yes", ", ".join(missing) or None, spec.measures
         )
-    console.print(table)
+    emit(table, fmt)
 
 
-def _write_plots(records: Sequence[Any], folder: Path) -> None:
+def _write_plots(records: Sequence[Any], folder: Path, fmt: OutputFormat = OutputFormat.table) -> None:
     from medbench.bench.plots import write_plots
 
     for path in write_plots(records, folder):
-        console.print(f"wrote {path}", highlight=False, markup=False)
+        note(f"wrote {path}", fmt, markup=False)
 
 
 @app.command("bench")
@@ -141,11 +201,21 @@ def bench_command(
         Path | None,
         typer.Option("--work-dir", help="Keep weights, inputs and ONNX files here (default: a temp folder)."),
     ] = None,
-    list_engines: Annotated[bool, typer.Option("--list-engines", help="List the engines and exit.")] = False,
+    list_engines: Annotated[
+        bool, typer.Option("--list-engines", help="List the engines (installed or not) and exit.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Inference latency, throughput, cold start and memory of every engine, each cell in a fresh process."""
+    """Inference latency, throughput, cold start and memory of every engine, each cell in a fresh process.
+
+    \b
+    Examples:
+      medbench bench --list-engines
+      medbench bench --quick                              # a short run: simple_cnn, 28 px, 1 repeat
+      medbench bench -m simple_cnn -m resnet18 -s 28 -s 224 -e torch-eager -e jax-jit
+    """
     if list_engines:
-        _list_engines()
+        _list_engines(fmt)
         return
     from medbench.bench.plan import QUICK_MEASUREMENT, Measurement, make_config
     from medbench.bench.session import run_session
@@ -172,12 +242,12 @@ def bench_command(
         config,
         store_path=store,
         work_dir=work_dir,
-        echo=lambda line: console.print(line, highlight=False, markup=False),
+        echo=lambda line: note(line, fmt, markup=False),
     )
-    print_report(result.records, peak=result.peak)
-    console.print(f"session {result.session} in {result.store_path}", highlight=False, markup=False)
+    print_report(result.records, peak=result.peak, fmt=fmt)
+    note(f"session {result.session} in {result.store_path}", fmt, markup=False)
     if plot is not None:
-        _write_plots(result.records, plot)
+        _write_plots(result.records, plot, fmt)
     if not any(r.status == "completed" for r in result.records):
         raise typer.Exit(1)  # a grid in which nothing ran is a set-up problem, not a result
 
@@ -190,8 +260,16 @@ def bench_report_command(
         typer.Option("--session", help="A session id (default: the latest); 'all' for every one."),
     ] = None,
     plot: PlotOption = None,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Tables (and with --plot, PNG figures) of a benchmark session already in the store."""
+    """Tables (and with --plot, PNG figures) of a benchmark session already in the store.
+
+    \b
+    Examples:
+      medbench bench-report                    # the latest session
+      medbench bench-report --session all --format csv
+      medbench bench-report --plot figures/
+    """
     from medbench.bench.session import PEAK_KIND
     from medbench.preflight import open_existing_store
 
@@ -214,6 +292,6 @@ def bench_report_command(
     peaks = [
         r for r in results.list_runs(kind=PEAK_KIND, status="completed") if session in ("all", r.experiment)
     ]
-    print_report(rows, peak=peaks[-1].metrics if peaks else None)
+    print_report(rows, peak=peaks[-1].metrics if peaks else None, fmt=fmt)
     if plot is not None:
-        _write_plots(rows, plot)
+        _write_plots(rows, plot, fmt)

@@ -6,29 +6,42 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from medbench.commands.app import app, console
+from medbench.commands.app import app
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
 from medbench.commands.results import StoreOption, _filters
 from medbench.errors import ConfigError
 
 _VERDICT_STYLE = {"equivalent": "green", "different": "red", "not enough evidence": "yellow"}
 _SPEED_STYLE = {"faster": "green", "slower": "red"}
 
+# How each column of :func:`medbench.stats.pairs.pair_rows` and ``speed_rows`` prints, and its key for
+# scripts. Figures are already in the unit their name gives (percent, points, a ratio): shown as they are.
+_COLUMNS = {
+    "seeds": Column("seeds", "int"),
+    "mean A %": Column("mean A %", "float", 2, key="mean_a_pct"),
+    "mean B %": Column("mean B %", "float", 2, key="mean_b_pct"),
+    "diff pts": Column("diff pts", "float", 2, key="diff_pts"),
+    "95% CI pts": Column("95% CI pts", key="ci95_pts", align="right"),
+    "p (t)": Column("p (t)", "float", 4, key="p_t"),
+    "p (TOST)": Column("p (TOST)", "float", 4, key="p_tost"),
+    "image p (median)": Column("image p (median)", "float", 4, key="image_p_median"),
+    "repeats": Column("repeats", align="right"),
+    "A / B": Column("A / B", "float", 3, key="ratio_a_b"),
+    "95% CI": Column("95% CI", key="ci95", align="right"),
+    "p (Welch, log)": Column("p (Welch, log)", "float", 4, key="p_welch_log"),
+}
 
-def render_rows(title: str, columns: Sequence[str], rows: Sequence[dict[str, Any]], *, styles=None) -> Table:
-    """A rich table of plain rows (a stand-in for the common ``--format`` layer: table only)."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
+
+def plain_rows_table(
+    title: str, columns: Sequence[str], rows: Sequence[dict[str, Any]], *, key: str, styles=None
+) -> OutputTable:
+    """An :class:`OutputTable` of the stats module's plain rows; an empty cell ("", "-") is a missing value."""
+    verdict = Column("verdict", styles=styles or {})
+    spec = [verdict if name == "verdict" else _COLUMNS.get(name) or Column(name) for name in columns]
+    table = OutputTable(title, spec, key=key)
     for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            text = "-" if value is None or value == "" else str(value)
-            style = (styles or {}).get(text) if column == "verdict" else None
-            cells.append(f"[{style}]{text}[/]" if style else text)
-        table.add_row(*cells)
+        table.add_row(*(None if row.get(name) in (None, "", "-") else row.get(name) for name in columns))
     return table
 
 
@@ -39,10 +52,18 @@ def latest_experiment(results) -> str | None:
 
 
 def verdict_tables(
-    runs, *, margin: float, alpha: float, n_boot: int, image_tests: bool = True, metrics: Sequence[str] = ()
-) -> list[Table]:
+    runs,
+    *,
+    margin: float,
+    alpha: float,
+    n_boot: int,
+    image_tests: bool = True,
+    metrics: Sequence[str] = (),
+    keep_empty: bool = False,
+) -> list[OutputTable]:
     """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print); ``metrics``
-    (``acc``, ``auc``, ...) keeps only those rows of the pairs table."""
+    (``acc``, ``auc``, ...) keeps only those rows of the pairs table. An empty table is left out, unless
+    ``keep_empty`` (scripts: the same tables, by key, whatever the runs)."""
     from medbench.stats.pairs import METRICS, compare_frameworks, compare_latency, pair_rows, speed_rows
 
     pairs = compare_frameworks(
@@ -53,14 +74,18 @@ def verdict_tables(
         labels = {label for name, _, label in METRICS if name in metrics}
         rows = [row for row in rows if row["metric"] in labels]
     tables = []
-    if rows:  # one framework alone has nothing to be paired with
+    if rows or keep_empty:  # one framework alone has nothing to be paired with
         title = f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g})"
-        tables.append(render_rows(title, columns, rows, styles=_VERDICT_STYLE))
+        tables.append(plain_rows_table(title, columns, rows, key="pairs", styles=_VERDICT_STYLE))
     speed_columns, speed = speed_rows(pairs, compare_latency(runs, alpha=alpha))
-    if speed:
+    if speed or keep_empty:
         tables.append(
-            render_rows(
-                "Speed: ratios of geometric means over repeats", speed_columns, speed, styles=_SPEED_STYLE
+            plain_rows_table(
+                "Speed: ratios of geometric means over repeats",
+                speed_columns,
+                speed,
+                key="speed",
+                styles=_SPEED_STYLE,
             )
         )
     return tables
@@ -72,9 +97,9 @@ def compare_command(
     framework: Annotated[
         list[str] | None, typer.Option("--framework", "-f", help="Repeat for several.")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d")] = None,
-    size: Annotated[int | None, typer.Option("--size", "-s")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Only this dataset.")] = None,
+    size: Annotated[int | None, typer.Option("--size", "-s", help="Only this input size in px.")] = None,
     experiment: Annotated[
         str | None, typer.Option("--experiment", "-x", help="Default: the latest experiment.")
     ] = None,
@@ -90,11 +115,21 @@ def compare_command(
         list[str] | None,
         typer.Option("--metric", help="Only these metrics: acc, auc, balanced_acc, macro_f1 (repeat)."),
     ] = None,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """For every pair of frameworks and every metric: the mean paired difference over seeds with its
     confidence interval, a test on the same test images, and a verdict (equivalent within the margin,
-    different, or not enough evidence, with how many more seeds would decide); speed ratios likewise."""
-    from medbench.results import ResultsStore
+    different, or not enough evidence, with how many more seeds would decide); speed ratios likewise.
+
+    With --format csv or json both tables are printed (keys "pairs" and "speed"), even when empty.
+
+    \b
+    Examples:
+      medbench compare                                  # the latest experiment
+      medbench compare -x quick -m resnet18 --margin 0.5
+      medbench compare --all --metric acc --format csv > pairs.csv
+    """
+    from medbench.preflight import open_existing_store
 
     if not margin > 0:
         raise ConfigError(
@@ -110,7 +145,10 @@ def compare_command(
     unknown = [m for m in metric or [] if m not in known]
     if unknown:
         raise ConfigError(f"Unknown --metric {', '.join(unknown)}.", f"Use one of: {', '.join(known)}.")
-    results = ResultsStore(store)
+    results = open_existing_store(store, doing="Nothing to compare")
+    if results is None:
+        note("No completed training runs yet (no results store): nothing to compare.", fmt)
+        raise typer.Exit(1)
     filters = _filters(framework=framework or None, model=model, dataset=dataset, size=size)
     if experiment is None and not all_runs and not filters:
         experiment = latest_experiment(results)
@@ -119,11 +157,14 @@ def compare_command(
     runs = results.list_runs(**filters)
     what = f"experiment {experiment}" if experiment else "the selected runs"
     if not any(r.kind == "train" and r.status == "completed" for r in runs):
-        console.print(f"No completed training runs for {what} in {results.path}.")
+        note(f"No completed training runs for {what} in {results.path}.", fmt, markup=False)
         raise typer.Exit(1)
-    console.print(f"[bold]{what}[/] in {results.path}")
-    tables = verdict_tables(runs, margin=margin, alpha=alpha, n_boot=bootstrap, metrics=metric or ())
-    if not tables:
-        console.print("Only one framework per comparison: nothing to pair. Train another framework too.")
-    for table in tables:
-        console.print(table)
+    note(f"[bold]{plain(what)}[/] in {plain(str(results.path))}", fmt)
+    machine = fmt in (OutputFormat.csv, OutputFormat.json)
+    tables = verdict_tables(
+        runs, margin=margin, alpha=alpha, n_boot=bootstrap, metrics=metric or (), keep_empty=machine
+    )
+    if not any(t.rows for t in tables):
+        note("Only one framework per comparison: nothing to pair. Train another framework too.", fmt)
+    if tables:
+        emit(tables, fmt)

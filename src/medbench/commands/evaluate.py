@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from medbench.commands.app import app, console, err_console
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, plain
 
 CheckpointArg = Annotated[Path, typer.Argument(help="A run folder printed by `medbench train`.")]
 
@@ -18,23 +17,39 @@ CheckpointArg = Annotated[Path, typer.Argument(help="A run folder printed by `me
 @app.command("evaluate")
 def evaluate_command(
     checkpoint: CheckpointArg,
-    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="train, val or test.", show_default=True)] = "test",
     data_file: Annotated[
-        Path | None, typer.Option("--data-file", help="Evaluate on another npz file.")
+        Path | None,
+        typer.Option("--data-file", help="Evaluate on another npz file. Default: the run's own data."),
     ] = None,
-    root: Annotated[Path | None, typer.Option("--root")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Data folder. Default: $MEDBENCH_DATA_ROOT, else ~/.medmnist."),
+    ] = None,
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", help="Resamples for confidence intervals (0: off).")
     ] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Every metric as JSON (fractions, as stored), instead of the tables."),
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Official ACC/AUC, confidence intervals and per-class metrics of a checkpoint on one split."""
-    from medbench.checkpoint import evaluate_checkpoint, load_checkpoint
+    """Official ACC/AUC, confidence intervals and per-class metrics of a checkpoint on one split.
+
+    \b
+    Examples:
+      medbench evaluate ~/.medbench/runs/RUN_FOLDER
+      medbench evaluate RUN_FOLDER --split val --bootstrap 0 --json
+      medbench evaluate RUN_FOLDER --data-file other_hospital.npz
+    """
+    from medbench import api
+    from medbench.checkpoint import load_checkpoint
     from medbench.config import parse_config
     from medbench.errors import ConfigError
     from medbench.preflight import check_data_file, read_run_meta
 
-    if split not in ("train", "val", "test"):
+    if split not in ("train", "val", "test"):  # before the checkpoint (and its framework) is loaded
         raise ConfigError(f"Unknown split {split!r}.", "Use train, val or test.")
     if bootstrap < 0:
         raise ConfigError(
@@ -45,45 +60,75 @@ def evaluate_command(
     if data_file is not None:
         check_data_file(run.data.dataset, run.data.size, data_file, purpose="evaluate")
     loaded = load_checkpoint(checkpoint)
-    metrics = evaluate_checkpoint(loaded, split, data_file=data_file, root=root, bootstrap=bootstrap)
+    metrics = api.evaluate(loaded, split, data_file=data_file, root=root, bootstrap=bootstrap)
     if as_json:
         console.print_json(json.dumps(metrics))
         return
-    ci = metrics.get("acc_ci") or {}
-    auc_ci = metrics.get("auc_ci") or {}
-    console.print(
-        f"[bold]{loaded.config.model}[/] ({loaded.meta['framework']}) on {loaded.config.data.dataset} {split}: "
-        f"ACC {metrics['acc']:.4f}"
-        + (f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "")
-        + f"  AUC {metrics['auc']:.4f}"
-        + (f" [{auc_ci['low']:.4f}, {auc_ci['high']:.4f}]" if auc_ci else "")
-        + f"  balanced ACC {metrics.get('balanced_accuracy', float('nan')):.4f}"
-        + f"  macro-F1 {metrics.get('macro_f1', float('nan')):.4f}",
-        highlight=False,
+    title = f"{loaded.config.model} ({loaded.meta['framework']}) on {loaded.config.data.dataset} {split}"
+    emit(evaluation_tables(metrics, loaded.meta["class_names"], title), fmt)
+
+
+def evaluation_tables(metrics: dict, class_names: list[str], title: str) -> list[OutputTable]:
+    """The headline metrics with their bootstrap intervals (percent), then precision/recall/F1 per class."""
+    overall = OutputTable(
+        title,
+        [
+            Column("metric"),
+            Column("value", "percent"),
+            Column("CI low", "percent", key="ci_low_pct"),
+            Column("CI high", "percent", key="ci_high_pct"),
+        ],
+        caption="95% bootstrap intervals" if metrics.get("acc_ci") else "",
+        key="overall",
     )
+    for name, key in (
+        ("ACC", "acc"),
+        ("AUC", "auc"),
+        ("balanced ACC", "balanced_accuracy"),
+        ("macro F1", "macro_f1"),
+    ):
+        if metrics.get(key) is None:
+            continue
+        ci = metrics.get(f"{key}_ci") or {}
+        overall.add_row(name, metrics[key], ci.get("low"), ci.get("high"))
+    tables = [overall]
     per_class = metrics.get("per_class") or {}
     if per_class:
-        table = Table(title="per class")
-        for column in ("class", "precision", "recall", "F1", "support"):
-            table.add_column(column, justify="left" if column == "class" else "right")
-        names = loaded.meta["class_names"]
-        for i, name in enumerate(names):
-            table.add_row(
-                escape(name),
-                *(f"{per_class[k][i]:.3f}" for k in ("precision", "recall", "f1")),
-                str(per_class["support"][i]),
-            )
-        console.print(table)
+        table = OutputTable(
+            "per class",
+            [
+                Column("class"),
+                Column("precision", "percent", 1),
+                Column("recall", "percent", 1),
+                Column("F1", "percent", 1),
+                Column("support", "count"),
+            ],
+            key="per_class",
+        )
+        for i, name in enumerate(class_names):
+            table.add_row(name, *(per_class[k][i] for k in ("precision", "recall", "f1", "support")))
+        tables.append(table)
+    return tables
 
 
 @app.command("predict")
 def predict_command(
     checkpoint: CheckpointArg,
     images: Annotated[list[Path], typer.Argument(help="PNG or JPEG files, any size, grey or colour.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Every image's probabilities as JSON (fractions), instead of the table."),
+    ] = False,
     top: Annotated[int, typer.Option("--top", help="Classes to show per image.")] = 3,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Class probabilities for image files, preprocessed exactly as in training."""
+    """Class probabilities for image files, preprocessed exactly as in training.
+
+    \b
+    Examples:
+      medbench predict RUN_FOLDER cell1.png cell2.jpg
+      medbench predict RUN_FOLDER scans/*.png --top 1 --json
+    """
     from medbench.checkpoint import load_checkpoint, predict_images, read_images
     from medbench.errors import ConfigError
     from medbench.preflight import read_run_meta
@@ -93,7 +138,7 @@ def predict_command(
     # Images are decoded before the model is loaded: unreadable ones are reported, the others still run.
     decoded, kept, errors = read_images(read_run_meta(checkpoint), images)
     for error in errors:
-        err_console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {plain(error)}", highlight=False, soft_wrap=True)
     if not decoded:
         raise typer.Exit(1)
     loaded = load_checkpoint(checkpoint)
@@ -101,21 +146,19 @@ def predict_command(
     if as_json:
         print(json.dumps(rows, indent=1))
     elif rows:
-        table = Table(
-            title=f"{loaded.config.model} ({loaded.meta['framework']}) on {loaded.config.data.dataset}"
+        table = OutputTable(
+            f"{loaded.config.model} ({loaded.meta['framework']}) on {loaded.config.data.dataset}",
+            [
+                Column("image"),
+                Column("prediction"),
+                Column("p", "percent", 1),
+                Column(f"top {top}", key="top"),
+            ],
         )
-        table.add_column("image")
-        table.add_column("prediction")
-        table.add_column("p", justify="right")
-        table.add_column(f"top {top}")
         for row in rows:
             ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-            table.add_row(  # paths and class names are the user's text, never markup
-                escape(row["image"]),
-                escape(row["prediction"]),
-                f"{row['probability']:.3f}",
-                escape(", ".join(f"{name} {p:.3f}" for name, p in ranked)),
-            )
-        console.print(table)
+            top_text = ", ".join(f"{name} {p * 100:.1f}%" for name, p in ranked)
+            table.add_row(row["image"], row["prediction"], row["probability"], top_text)
+        emit(table, fmt)  # cells are plain text to Rich: paths and class names are never read as markup
     if errors:
         raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""``medbench models``: every registered model with its parameter count and FLOPs in each framework."""
+"""``medbench models``: every registered model with its parameter count and FLOPs in each framework (cached)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,50 @@ import json
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
-from medbench.commands.app import app, console
+from medbench.commands.app import app, console, err_console
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
 from medbench.errors import ConfigError
 from medbench.frameworks import FRAMEWORKS
+from medbench.frameworks.describe import cache_path
 from medbench.frameworks.flops import CONVENTION
 from medbench.models import get_model_spec, list_models
-
-
-def _cell(entry: dict, key: str, scale: float, fmt: str) -> str:
-    if "error" in entry:
-        return "[red]error[/]"
-    return format(entry[key] / scale, fmt)
 
 
 @app.command("models")
 def models_command(
     size: Annotated[int, typer.Option("--size", "-s", help="Image size the models are built for.")] = 28,
     framework: Annotated[
-        list[str] | None, typer.Option("--framework", "-f", help="Framework(s) to measure (repeatable).")
+        list[str] | None,
+        typer.Option("--framework", "-f", help="Framework(s) to measure (repeatable). Default: all three."),
     ] = None,
     classes: Annotated[int, typer.Option("--classes", help="Number of classes (output units).")] = 9,
     channels: Annotated[int, typer.Option("--channels", help="Input channels (1 grey, 3 RGB).")] = 3,
     model: Annotated[str, typer.Option("--model", "-m", help="Shell pattern of model names.")] = "*",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Measure again in each framework instead of using the cache.")
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="The raw measurements as JSON: per framework, its versions and each model's params and flops.",
+        ),
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Parameters and FLOPs per image of each registered model, each framework in its own process."""
-    from medbench.frameworks.describe import describe
+    """Parameters and FLOPs per image of each registered model, as each framework counts them.
+
+    Each framework measures in its own process, once: the figures are cached under $MEDBENCH_HOME/cache,
+    keyed by the framework's version and medbench's model code, so later listings take a second.
+
+    \b
+    Examples:
+      medbench models
+      medbench models --size 224 -m 'resnet*' --format csv
+      medbench models -f torch --refresh       # measure again
+    """
+    from medbench.frameworks.describe import describe_cached
 
     if size < 28:
         raise ConfigError(
@@ -55,41 +69,39 @@ def models_command(
     names = list_models(model)
     if not names:
         raise ConfigError(f"No registered model matches {model!r}.", f"Known: {', '.join(list_models())}.")
+    dims = {"image_size": size, "num_classes": classes, "in_channels": channels}
     results = {}
-    with console.status("building models in each framework..."):
+    with err_console.status("building models in each framework (once; then cached)..."):
         for name in frameworks:
-            results[name] = describe(name, names, image_size=size, num_classes=classes, in_channels=channels)
+            results[name] = describe_cached(name, names, refresh=refresh, **dims)
     if as_json:
-        console.print_json(json.dumps(results))
+        console.file.write(json.dumps(results, indent=1) + "\n")
         return
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        title=f"Models at {size} px, {channels} channel(s), {classes} classes",
-        caption=f"GFLOPs = {CONVENTION}. A red value differs between frameworks.",
+    table = OutputTable(
+        f"Models at {size} px, {channels} channel(s), {classes} classes",
+        [
+            Column("model"),
+            Column("family"),
+            *(Column(f"params {fw}", "count", key=f"params_{fw}") for fw in frameworks),
+            *(Column(f"GFLOPs {fw}", "float", 3, key=f"gflops_{fw}") for fw in frameworks),
+        ],
+        caption=f"GFLOPs = {CONVENTION}. A red value differs between frameworks. Each framework's own count, "
+        f"cached in {cache_path()} (--refresh measures again).",
     )
-    table.add_column("model", no_wrap=True)
-    table.add_column("family", no_wrap=True)
-    for name in frameworks:
-        table.add_column(f"params\n{name}", justify="right")
-    for name in frameworks:
-        table.add_column(f"GFLOPs\n{name}", justify="right")
     for model_name in names:
-        entries = [
-            results[fw]["models"].get(model_name, {"error": results[fw].get("error")}) for fw in frameworks
-        ]
-        row = [model_name, get_model_spec(model_name).family]
-        for key, scale, fmt in (("params", 1, ",.0f"), ("flops", 1e9, ".3f")):
-            values = {e.get(key) for e in entries if "error" not in e}
-            style = "red" if len(values) > 1 else ""
-            row += [
-                f"[{style}]{_cell(e, key, scale, fmt)}[/]" if style else _cell(e, key, scale, fmt)
-                for e in entries
-            ]
+        entries = [results[fw]["models"].get(model_name, {}) for fw in frameworks]
+        row: list = [model_name, get_model_spec(model_name).family]
+        for key, scale in (("params", 1), ("flops", 1e9)):
+            values = [e[key] / scale if key in e else None for e in entries]
+            if len({v for v in values if v is not None}) > 1:  # frameworks disagree: show it
+                first = len(row)
+                table.highlight |= {(len(table.rows), first + i) for i in range(len(values))}
+            row += values
         table.add_row(*row)
-    console.print(table)
+    emit(table, fmt)
     for name in frameworks:
-        errors = {m: e["error"] for m, e in results[name]["models"].items() if "error" in e}
         if results[name].get("error"):
-            console.print(f"[red]{name}[/]: {escape(str(results[name]['error']))}")
-        for model_name, message in errors.items():
-            console.print(f"[dim]{name} {model_name}: {escape(str(message))}[/]", highlight=False)
+            note(f"[red]{name}[/]: {plain(str(results[name]['error']))}", fmt)
+        for model_name, entry in results[name]["models"].items():
+            if "error" in entry:
+                note(f"[dim]{name} {model_name}: {plain(str(entry['error']))}[/]", fmt)

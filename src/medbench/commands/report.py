@@ -7,19 +7,18 @@ from typing import Annotated
 
 import typer
 
-from medbench.commands.app import app, console
+from medbench.commands.app import STORE_HELP, app, console
 
 
 @app.command("report")
 def report_command(
-    store: Annotated[
-        Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")
-    ] = None,
+    store: Annotated[Path | None, typer.Option("--store", help=STORE_HELP)] = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", "-x", help="Only this experiment's runs.")
+        str | None, typer.Option("--experiment", "-x", help="Only this experiment's runs. Default: all.")
     ] = None,
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", "-d", help="Only these datasets (repeat for several).")
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Only these datasets (repeat for several). Default: all."),
     ] = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for report.html, report.md and PNGs.")
@@ -28,7 +27,16 @@ def report_command(
         float, typer.Option("--margin", help="Equivalence margin of the framework verdicts, in points.")
     ] = 1.0,
 ) -> None:
-    """Write report.html (one file, plots embedded), report.md and the plots as PNG files."""
+    """Write report.html (one file, plots embedded), report.md and the plots as PNG files.
+
+    Prints the paths it wrote, one per line, the page first.
+
+    \b
+    Examples:
+      medbench report -x quick -o report/
+      medbench report -d bloodmnist -o blood_report/
+      medbench report --margin 0.5                    # a stricter equivalence margin
+    """
     from medbench.errors import ConfigError
     from medbench.preflight import open_existing_store
     from medbench.report import NoRunsError, write_report

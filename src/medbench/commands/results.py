@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from medbench.commands.app import app, console
+from medbench.commands.app import STORE_HELP, app, err_console
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note
 
-StoreOption = Annotated[Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help=STORE_HELP)]
+STATUS_STYLES = {"completed": "green", "running": "yellow", "failed": "red", "interrupted": "red"}
 
 
 def _filters(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
-
-
-def _metric(record, key: str, digits: int = 4) -> str:
-    value = (record.metrics or {}).get(key)
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _timing(record, key: str, digits: int = 2) -> str:
-    value = (record.timings or {}).get(key)
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def _check_filters(*, framework: str | None, size: int | None, status: str | None, limit: int | None) -> None:
@@ -50,28 +42,61 @@ def _check_filters(*, framework: str | None, size: int | None, status: str | Non
 @app.command("results")
 def results_command(
     store: StoreOption = None,
-    framework: Annotated[str | None, typer.Option("--framework", "-f")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d")] = None,
-    size: Annotated[int | None, typer.Option("--size", "-s")] = None,
+    framework: Annotated[
+        str | None, typer.Option("--framework", "-f", help="Only this framework (torch, jax, keras).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only this model, e.g. resnet18.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Only this dataset, e.g. bloodmnist.")
+    ] = None,
+    size: Annotated[int | None, typer.Option("--size", "-s", help="Only this input size in px.")] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="running, completed, failed, interrupted.")
+        str | None,
+        typer.Option("--status", help="Only runs in this state: running, completed, failed, interrupted."),
     ] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="train, bench, ...")] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", "-x")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only this kind of row: train, bench, bench-peak.")
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", "-x", help="Only this experiment's (or benchmark session's) runs."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", "-n", help="Only the first N runs (in the order they started). Default: all."
+        ),
+    ] = None,
     export: Annotated[
-        Path | None, typer.Option("--export", help="Write the runs to a .csv, .json or .parquet file.")
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Write the full runs (config, environment, metrics, timings) to a .csv, .json or .parquet "
+            "file; '-' writes CSV to stdout (JSON with --format json).",
+        ),
     ] = None,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """List runs in the order they started, filtered; optionally export them as CSV, JSON or Parquet."""
+    """List runs in the order they started, filtered; optionally export them as CSV, JSON or Parquet.
+
+    ACC and AUC are percent, as in the report.
+
+    \b
+    Examples:
+      medbench results --experiment quick
+      medbench results --status failed --format json
+      medbench results --framework jax --export - > jax_runs.csv
+    """
     from medbench.preflight import open_existing_store
-    from medbench.results import export as export_runs
 
     _check_filters(framework=framework, size=size, status=status, limit=limit)
     results = open_existing_store(store)
     if results is None:
-        console.print("No runs yet: nothing has been trained or benchmarked with this results store.")
+        note("No runs yet: nothing has been trained or benchmarked with this results store.", fmt)
+        if fmt is not OutputFormat.table:  # a script still gets its (empty) table: [] or a header
+            emit(runs_table([], title="0 run(s)"), fmt)
         return
     runs = results.list_runs(
         limit=limit,
@@ -86,41 +111,64 @@ def results_command(
         ),
     )
     if export is not None:
-        path = export_runs(runs, export)
-        console.print(f"wrote {len(runs)} run(s) to {path}", markup=False)
+        _export(runs, export, fmt)
         return
-    if not runs:
-        console.print(f"No runs match in {results.path}.", markup=False)
+    emit(runs_table(runs, title=f"{len(runs)} run(s) in {results.path}"), fmt)
+
+
+def _export(runs, target: Path, fmt: OutputFormat) -> None:
+    from medbench.results import export as export_runs
+
+    if str(target) != "-":
+        path = export_runs(runs, target)
+        err_console.print(f"wrote {len(runs)} run(s) to {path}", highlight=False, markup=False)
         return
-    table = Table(title=escape(f"{len(runs)} run(s) in {results.path}"))
-    for column in (
-        "run",
-        "created",
-        "kind",
-        "status",
-        "framework",
-        "model",
-        "dataset",
-        "seed",
-        "test ACC",
-        "test AUC",
-        "s/epoch",
-        "reason",
-    ):
-        table.add_column(column, overflow="fold")
+    chosen = "json" if fmt is OutputFormat.json else "csv"
+    # The store's own writers (atomic, one file) into a scratch folder, then the bytes to stdout.
+    with tempfile.TemporaryDirectory(prefix="medbench-export-") as tmp:
+        path = export_runs(runs, Path(tmp) / f"runs.{chosen}")
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+    sys.stdout.flush()
+
+
+def runs_table(runs, *, title: str) -> OutputTable:
+    """One row per run: what it was, how it ended, its headline numbers (percent) and why it failed."""
+    table = OutputTable(
+        title,
+        [
+            Column("run"),
+            Column("created"),
+            Column("kind"),
+            Column("status", styles=STATUS_STYLES),
+            Column("experiment"),
+            Column("framework"),
+            Column("model"),
+            Column("dataset"),
+            Column("size", "int"),
+            Column("seed", "int"),
+            Column("test ACC", "percent"),
+            Column("test AUC", "percent"),
+            Column("s/epoch", "float", 2, key="s_per_epoch"),
+            Column("reason"),
+        ],
+        caption="" if runs else "no runs match",
+    )
     for r in runs:
+        m, t = r.metrics or {}, r.timings or {}
         table.add_row(
             r.run_id[:8],
             (r.created_at or "")[:19],
             r.kind,
             r.status,
-            r.framework or "-",
-            r.model or "-",
-            f"{r.dataset} {r.size}px" if r.dataset else "-",
-            "-" if r.seed is None else str(r.seed),
-            _metric(r, "test_acc"),
-            _metric(r, "test_auc"),
-            _timing(r, "train_s_per_epoch"),
-            escape((r.failure_reason or "")[:80]),
+            r.experiment,
+            r.framework,
+            r.model,
+            r.dataset,
+            r.size,
+            r.seed,
+            m.get("test_acc"),
+            m.get("test_auc"),
+            t.get("train_s_per_epoch"),
+            r.failure_reason,
         )
-    console.print(table)
+    return table

@@ -8,17 +8,17 @@ from typing import Annotated, Any
 
 import tomllib
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from medbench import interrupt
-from medbench.commands.app import app, console
-from medbench.config import parse_config, set_dotted, stored_config
+from medbench.commands.app import STORE_HELP, app
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
+from medbench.config import RecipeConfig, parse_config, set_dotted
 from medbench.errors import ConfigError
 from medbench.paths import runs_dir
-from medbench.preflight import check_resume_folder, check_train_config, check_writable_folder
+from medbench.preflight import check_train_config, check_writable_folder
 
-Framework = typer.Option("--framework", "-f", help="torch, jax or keras.")
+_RECIPE = RecipeConfig()
+_OPT = _RECIPE.optimizer
+Framework = typer.Option("--framework", "-f", help="torch, jax or keras. Default: torch.")
 
 
 def _load_config_file(path: Path) -> dict[str, Any]:
@@ -69,64 +69,121 @@ def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[st
 def train_command(
     framework: Annotated[str | None, Framework] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="A model from `medbench models`.")
+        str | None, typer.Option("--model", "-m", help="A model from `medbench models`. Default: simple_cnn.")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="A dataset flag, e.g. pathmnist.")
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="A dataset flag, e.g. bloodmnist (see `medbench datasets`). Required, unless --config, "
+            "--set data.dataset=... or --resume gives it.",
+        ),
     ] = None,
-    size: Annotated[int | None, typer.Option("--size", "-s", help="Image size: 28, 64, 128 or 224.")] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", "-s", help="Image size: 28, 64, 128 or 224. Default: 28.")
+    ] = None,
     data_file: Annotated[
         Path | None,
-        typer.Option("--data-file", help="An npz in the official layout (not necessarily official)."),
+        typer.Option(
+            "--data-file",
+            help="An npz in the official layout (not necessarily official). Default: the official file.",
+        ),
     ] = None,
-    root: Annotated[Path | None, typer.Option("--root", help="Data folder (default ~/.medmnist).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", "-e")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b")] = None,
-    lr: Annotated[float | None, typer.Option("--lr")] = None,
-    optimizer: Annotated[str | None, typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
-    schedule: Annotated[str | None, typer.Option("--schedule", help="step, cosine or constant.")] = None,
-    weight_decay: Annotated[float | None, typer.Option("--weight-decay")] = None,
-    label_smoothing: Annotated[float | None, typer.Option("--label-smoothing")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Data folder. Default: $MEDBENCH_DATA_ROOT, else ~/.medmnist."),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", "-e", help=f"Training epochs. Default: {_RECIPE.epochs} (official)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", "-b", help=f"Training batch size. Default: {_RECIPE.batch_size}."),
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help=f"Learning rate. Default: {_OPT.lr:g}.")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", help=f"sgd, adam or adamw. Default: {_OPT.name}.")
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            help="step (x0.1 at 50% and 75% of the epochs), cosine or constant. Default: step.",
+        ),
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option("--weight-decay", help=f"Weight decay. Default: {_OPT.weight_decay:g}.")
+    ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(
+            "--label-smoothing", help=f"Label smoothing of the loss. Default: {_RECIPE.label_smoothing:g}."
+        ),
+    ] = None,
     early_stopping: Annotated[
-        int | None, typer.Option("--early-stopping", help="Stop after N epochs without a better val AUC.")
+        int | None,
+        typer.Option("--early-stopping", help="Stop after N epochs without a better val AUC. Default: off."),
     ] = None,
-    augment: Annotated[bool, typer.Option("--augment", help="Flips, ±15° rotations and 2 px crops.")] = False,
-    resize_to: Annotated[int | None, typer.Option("--resize-to", help="Upsample inputs, e.g. 224.")] = None,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment", help="Flips, ±15° rotations and 2 px crops (off: the official recipe)."
+        ),
+    ] = False,
+    resize_to: Annotated[
+        int | None, typer.Option("--resize-to", help="Upsample inputs, e.g. 224. Default: no resizing.")
+    ] = None,
     resize_method: Annotated[
-        str | None, typer.Option("--resize-method", help="nearest or bilinear (with --resize-to).")
+        str | None,
+        typer.Option("--resize-method", help="nearest or bilinear (with --resize-to). Default: nearest."),
     ] = None,
-    to_rgb: Annotated[bool, typer.Option("--to-rgb", help="Repeat grey images to three channels.")] = False,
+    to_rgb: Annotated[
+        bool, typer.Option("--to-rgb/--no-to-rgb", help="Repeat grey images to three channels.")
+    ] = False,
     normalize: Annotated[
-        str | None, typer.Option("--normalize", help="official, dataset, imagenet, pretrained or none.")
+        str | None,
+        typer.Option(
+            "--normalize",
+            help="official (mean = std = 0.5), dataset, imagenet, pretrained or none. Default: official "
+            "(pretrained with --pretrained).",
+        ),
     ] = None,
     finetune: Annotated[
         str | None,
         typer.Option(
             "--finetune",
             help="A fine-tuning configuration: linear_probe, top1, top2, full, full_discriminative, "
-            "full_frozen_bn or gradual (fields: --set finetune.*).",
+            "full_frozen_bn or gradual (fields: `medbench finetune-presets`). Default: none (all layers "
+            "train).",
         ),
     ] = None,
     pretrained: Annotated[
         bool,
         typer.Option(
-            "--pretrained",
+            "--pretrained/--no-pretrained",
             help="Start from torchvision's ImageNet weights (downloaded once into the torch hub cache); "
             "also sets --to-rgb and the weights' own normalisation.",
         ),
     ] = False,
     weights: Annotated[
         Path | None,
-        typer.Option("--weights", help="A local checkpoint (.pth/.safetensors) instead of the download."),
+        typer.Option(
+            "--weights",
+            help="A local checkpoint (.pth/.safetensors) instead of the download. Default: none.",
+        ),
     ] = None,
     head: Annotated[
-        str | None, typer.Option("--head", help="linear or mlp (ResNet, EfficientNetV2).")
+        str | None, typer.Option("--head", help="linear or mlp (ResNet, EfficientNetV2). Default: linear.")
     ] = None,
     class_weights: Annotated[
-        bool, typer.Option("--class-weights", help="Class-weighted loss (balanced weights).")
+        bool,
+        typer.Option("--class-weights/--no-class-weights", help="Class-weighted loss (balanced weights)."),
     ] = False,
     balanced_sampler: Annotated[
-        bool, typer.Option("--balanced-sampler", help="Draw training images class-balanced.")
+        bool,
+        typer.Option("--balanced-sampler/--no-balanced-sampler", help="Draw training images class-balanced."),
     ] = False,
     init: Annotated[
         str | None,
@@ -144,40 +201,76 @@ def train_command(
             "(seed, epoch, step); native: each framework's own RNG.",
         ),
     ] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="fp32, bf16 or fp16.")] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="fp32, bf16 or fp16. Default: fp32.")
+    ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Intra-op threads for the framework.")
+        int | None,
+        typer.Option(
+            "--threads", help="Intra-op threads for the framework. Default: the framework's own choice."
+        ),
     ] = None,
     seeds: Annotated[
-        list[int] | None, typer.Option("--seed", help="Seed(s); repeat for several runs.")
+        list[int] | None,
+        typer.Option("--seed", help="Seed(s); repeat for several runs, one after another. Default: 0."),
     ] = None,
     max_steps: Annotated[
-        int | None, typer.Option("--max-steps-per-epoch", help="Cap the steps per epoch (smoke runs).")
+        int | None,
+        typer.Option("--max-steps-per-epoch", help="Cap the steps per epoch (smoke runs). Default: no cap."),
     ] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", "-c", help="A TOML or JSON run config.")
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="A TOML or JSON run config (the fields of RunConfig); flags and --set go on top.",
+        ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override any field: --set recipe.optimizer.name=adamw."),
+        typer.Option(
+            "--set",
+            help="Override any run-config field by its dotted path (repeatable): "
+            "--set recipe.optimizer.name=adamw, --set recipe.schedule.milestones=[0.3,0.6].",
+        ),
     ] = None,
-    store: Annotated[
-        Path | None, typer.Option("--store", help="Results database (default ~/.medbench).")
+    store: Annotated[Path | None, typer.Option("--store", help=STORE_HELP)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for run checkpoints. Default: $MEDBENCH_HOME/runs."),
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for run checkpoints.")] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue an interrupted run from its folder.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress: the worker's output goes to a log in its run folder."
+        ),
+    ] = False,
 ) -> None:
-    """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored."""
-    from medbench.jobs import train_job
-    from medbench.runner import run_job
+    """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored.
 
+    The defaults are the official MedMNIST recipe: Adam lr 0.001, batch 128, 100 epochs, lr x0.1 at 50% and
+    75%, mean = std = 0.5, no augmentation, the checkpoint with the best validation AUC. Off a terminal
+    (a log file) progress is one line per epoch.
+
+    \b
+    Examples:
+      medbench train -f jax -m resnet18 -d pathmnist            # the official recipe, 100 epochs
+      medbench train -f torch -d breastmnist -e 3 --seed 0 --seed 1
+      medbench train -f keras -d bloodmnist --data-file ./blood.npz --set recipe.optimizer.name=adamw
+    """
+    from medbench import api
+    from medbench.jobs import train_job
+
+    quiet = quiet or fmt is not OutputFormat.table  # stdout holds the table alone: progress goes to a log
     if resume is not None:
-        job = _resume_job(resume, store)
-        if job is None:
-            return  # already completed: nothing to do
+        job, record = api.resume_job(resume, store=store)
+        if job is None:  # already completed: nothing to do
+            _say_completed(record, resume, fmt)
+            return
         jobs = [job]
     else:
         flags = {
@@ -220,128 +313,72 @@ def train_command(
             flags["data.augment"] = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
         base = _load_config_file(config_file) if config_file else {}
         raw = build_config(base, flags, overrides or [])
+        if not (raw.get("data") or {}).get("dataset"):
+            raise ConfigError(
+                "No dataset given.",
+                "Pass -d/--dataset (e.g. -d bloodmnist; `medbench datasets` lists them), or set "
+                "data.dataset in --config.",
+            )
         configs = [parse_config(set_dotted(raw, "seed", s)) for s in (seeds or [raw.get("seed", 0)])]
         for config in configs:  # refused here, before any run row or folder exists
             check_train_config(config)
         folder = check_writable_folder(output or runs_dir(), option="--output (or $MEDBENCH_HOME)")
         jobs = [train_job(c, runs_dir=folder) for c in configs]
-    records = []
-    for job in jobs:
-        interrupt.keep(
-            f"The run folder {job['run_dir']} was kept; continue it from its last finished epoch with "
-            f"`medbench train --resume {job['run_dir']}`."
-        )
-        records.append(run_job(job, store_path=store, quiet=quiet))
-    _print_summary(records)
+    records = [api.run_training_job(job, store=store, quiet=quiet) for job in jobs]
+    emit(summary_table(records), fmt)
     failed = [r for r in records if r.status != "completed"]
     if failed:
         for r in failed:
-            console.print(
-                f"[red]{r.status}[/] run {r.run_id[:8]}: {escape(str(r.failure_reason))}", highlight=False
-            )
+            note(f"[red]{r.status}[/] run {r.run_id[:8]}: {plain(str(r.failure_reason or ''))}", fmt)
         raise typer.Exit(1)
 
 
-def _resume_job(run_dir: Path, store_path: Path | None) -> dict[str, Any] | None:
-    """The job that continues the run in ``run_dir`` under its own run id, or None if it is completed."""
-    from medbench.jobs import train_job
-    from medbench.results import ResultsStore
-    from medbench.training import CHECKPOINT_META, PROGRESS_FILE, Progress
+def _say_completed(record, run_dir: Path, fmt: OutputFormat) -> None:
+    from medbench.training import PROGRESS_FILE, Progress
 
-    meta_path = run_dir / CHECKPOINT_META
-    if (run_dir / PROGRESS_FILE).exists():
-        check_resume_folder(run_dir)  # refuses a damaged checkpoint.json or progress.json in one line
-    if not meta_path.is_file():
-        raise ConfigError(
-            f"{run_dir} is not a resumable run folder (no {CHECKPOINT_META}).",
-            "Pass the folder printed when the run was interrupted.",
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-        # a run folder from before `init`/`noise` existed resumes as it started: native
-        config = stored_config(meta["config"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ConfigError(
-            f"{meta_path} is damaged ({type(err).__name__}: {err}), so the run cannot be resumed.",
-            "Train the run again from the start.",
-        ) from None
-    # A run that died in its first epoch has no progress yet: it starts again, in its own row.
-    progress = Progress.load(run_dir) if (run_dir / PROGRESS_FILE).exists() else Progress()
-    store = ResultsStore(store_path)
-    run_id = progress.run_id or meta.get("run_id") or _run_id_from_folder(run_dir, store)
-    record = _stored_run(store, run_id)
-    if record is not None and record.status == "completed":
-        from rich.markup import escape
-
-        acc = (record.metrics or {}).get("test_acc")
-        result = f", test ACC {acc:.4f}" if isinstance(acc, (int, float)) else ""
-        console.print(
-            f"Run {record.run_id[:8]} in {escape(str(run_dir))} is already completed ({progress.epochs_done} "
-            f"epoch(s){result}); nothing to resume.",
-            highlight=False,
-        )
-        return None
-    check_train_config(config)  # its data file may have moved since
-    return train_job(config, runs_dir=run_dir.parent, run_dir=run_dir, resume=True, run_id=run_id)
+    epochs = Progress.load(run_dir).epochs_done if (run_dir / PROGRESS_FILE).exists() else 0
+    acc = (record.metrics or {}).get("test_acc")
+    result = f", test ACC {acc * 100:.2f}%" if isinstance(acc, (int, float)) else ""
+    note(
+        f"Run {record.run_id[:8]} in {plain(str(run_dir))} is already completed ({epochs} epoch(s){result}); "
+        "nothing to resume.",
+        fmt,
+    )
 
 
-def _stored_run(store, run_id: str | None):
-    from medbench.results import RunNotFoundError
-
-    if run_id is None:
-        return None
-    try:
-        return store.get_run(run_id)
-    except RunNotFoundError:
-        return None
-
-
-def _run_id_from_folder(run_dir: Path, store) -> str | None:
-    """Folders written before the run id was saved in them end in its first 8 hex digits."""
-    prefix = run_dir.name.rsplit("-", 1)[-1]
-    if len(prefix) != 8 or not set(prefix) <= set("0123456789abcdef"):
-        return None
-    record = _stored_run(store, prefix)
-    return record.run_id if record is not None else None
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _print_summary(records) -> None:
-    table = Table(title="training runs")
-    for column in (
-        "run",
-        "framework",
-        "model",
-        "data",
-        "seed",
-        "status",
-        "test ACC",
-        "test AUC",
-        "s/epoch",
-        "img/s",
-    ):
-        table.add_column(
-            column,
-            justify="right" if column in ("seed", "test ACC", "test AUC", "s/epoch", "img/s") else "left",
-        )
+def summary_table(records) -> OutputTable:
+    """One row per training run: what it was, how it ended, its test ACC/AUC (percent) and speed."""
+    table = OutputTable(
+        "training runs",
+        [
+            Column("run"),
+            Column("framework"),
+            Column("model"),
+            Column("dataset"),
+            Column("size", "int"),
+            Column("seed", "int"),
+            Column("status", styles={"completed": "green", "failed": "red", "interrupted": "red"}),
+            Column("test ACC", "percent"),
+            Column("test AUC", "percent"),
+            Column("s/epoch", "float", 2, key="s_per_epoch"),
+            Column("img/s", "float", 0, key="images_per_s"),
+            Column("checkpoint"),
+        ],
+    )
     for r in records:
         m, t = r.metrics or {}, r.timings or {}
         table.add_row(
             r.run_id[:8],
             r.framework,
             r.model,
-            f"{r.dataset} {r.size}px",
-            str(r.seed),
+            r.dataset,
+            r.size,
+            r.seed,
             r.status,
-            _fmt(m.get("test_acc")),
-            _fmt(m.get("test_auc")),
-            _fmt(t.get("train_s_per_epoch"), 2),
-            _fmt(t.get("steady_images_per_s"), 0),
+            m.get("test_acc"),
+            m.get("test_auc"),
+            t.get("train_s_per_epoch"),
+            t.get("steady_images_per_s"),
+            r.checkpoint_path,
         )
-    console.print(table)
-    for r in records:
-        if r.status == "completed":
-            console.print(f"checkpoint {r.run_id[:8]}: {r.checkpoint_path}", highlight=False, markup=False)
+    return table

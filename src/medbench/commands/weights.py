@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from medbench import pretrained
-from medbench.commands.app import app, console, file_status_cell, file_table
+from medbench.commands.app import app, console, file_legend, file_status, file_status_column
+from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
 
 weights_app = typer.Typer(
     name="weights",
@@ -22,21 +21,33 @@ app.add_typer(weights_app, name="weights")
 
 @weights_app.command("list")
 def list_command(
-    verify: Annotated[bool, typer.Option("--verify", help="Check the SHA-256 of every cached file.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Check the SHA-256 of every cached file.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size."""
-    table = file_table(
-        f"torchvision ImageNet weights (cache: {escape(str(pretrained.cache_dir()))})",
-        where="cached",
-        checksum="SHA-256",
-        verified=verify,
+    """List the models with ImageNet weights: file, whether it is cached, ImageNet accuracy, input size.
+
+    \b
+    Examples:
+      medbench weights list
+      medbench weights list --verify --format json
+    """
+    table = OutputTable(
+        f"torchvision ImageNet weights (cache: {pretrained.cache_dir()})",
+        [
+            Column("model"),
+            Column("file"),
+            file_status_column("cached"),
+            Column("acc@1", "percent", 3, key="imagenet_acc1_pct"),
+            Column("acc@5", "percent", 3, key="imagenet_acc5_pct"),
+            Column("params", "count"),
+            Column("MB", "float", 0),
+            Column("resize/crop"),
+            Column("normalize"),
+        ],
+        caption=file_legend(where="cached", checksum="SHA-256", verified=verify),
     )
-    table.add_column("model", no_wrap=True)
-    table.add_column("file", no_wrap=True)
-    table.add_column("cached", justify="center", no_wrap=True)
-    for column in ("acc@1", "acc@5", "params", "MB", "resize/crop"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("normalize", no_wrap=True)
     for model in pretrained.list_pretrained():
         entry = pretrained.get_pretrained(model)
         path = pretrained.cache_dir() / entry.filename
@@ -44,15 +55,15 @@ def list_command(
         table.add_row(
             model,
             entry.filename,
-            file_status_cell(path, verified),
-            f"{entry.acc1:.3f}",
-            f"{entry.acc5:.3f}",
-            f"{entry.num_params / 1e6:.1f}M",
-            f"{entry.file_mb:.0f}",
+            file_status(path, verified),
+            entry.acc1 / 100,  # torchvision's figures are percent already
+            entry.acc5 / 100,
+            entry.num_params,
+            entry.file_mb,
             f"{entry.resize_size}/{entry.crop_size} {entry.interpolation}",
             entry.normalize,
         )
-    console.print(table)
+    emit(table, fmt)
 
 
 @weights_app.command("download")
@@ -62,41 +73,63 @@ def download_command(
         bool, typer.Option("--force", help="Download again even if a verified copy is cached.")
     ] = False,
 ) -> None:
-    """Download ImageNet weights into the torch hub cache (resumable, SHA-256-checked)."""
+    """Download ImageNet weights into the torch hub cache (resumable, SHA-256-checked).
+
+    \b
+    Examples:
+      medbench weights download resnet18
+      medbench weights download all
+    """
     names = pretrained.list_pretrained() if models == ["all"] else models
     entries = [pretrained.get_pretrained(name) for name in names]  # every name checked before any download
     for entry in entries:
         path = pretrained.download_pretrained(entry.model, force=force)
-        console.print(f"[green]ok[/] {entry.model} -> {escape(str(path))}")
+        console.print(f"[green]ok[/] {entry.model} -> {plain(str(path))}")
 
 
 @weights_app.command("verify")
 def verify_command(
     paths: Annotated[list[Path], typer.Argument(help="Checkpoint file(s), e.g. a cached .pth.")],
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Check checkpoint files: the SHA-256 their name promises (torch hub's rule) and that they hold tensors.
 
     Exits 1 if any file fails its hash.
+
+    \b
+    Examples:
+      medbench weights verify ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth
+      medbench weights verify ./my_backbone.safetensors --format json
     """
-    table = Table(title="checkpoint verification")
-    for column in ("file", "status", "model", "tensors", "SHA-256"):
-        table.add_column(column)
+    unnamed = "readable (no hash in the name)"
+    table = OutputTable(
+        "checkpoint verification",
+        [
+            Column("file"),
+            Column("status", styles={"ok": "green", unnamed: "yellow"}),
+            Column("model"),
+            Column("tensors", "int"),
+            Column("SHA-256", key="sha256"),
+        ],
+    )
     bad = 0
     for path in paths:
         check = pretrained.verify_checkpoint(path)
         if not check.ok:
-            status = f"[red]SHA-256 does not start with {check.expected_prefix}[/]"
+            status = f"SHA-256 does not start with {check.expected_prefix}"
         elif check.expected_prefix is None:
-            status = "[yellow]readable (no hash in the name)[/]"
+            status = unnamed
         else:
-            status = "[green]ok[/]"
+            status = "ok"
         bad += not check.ok
-        tensors = "-" if check.n_tensors is None else str(check.n_tensors)
-        table.add_row(escape(str(path)), status, check.model or "-", tensors, check.sha256)
-    console.print(table)
+        table.add_row(str(path), status, check.model, check.n_tensors, check.sha256)
+        if not check.ok:
+            table.highlight.add((len(table.rows) - 1, 1))
+    emit(table, fmt)
     if bad:
-        console.print(
+        note(
             f"[red]{bad} file(s) corrupt.[/] Download them again with `medbench weights download MODEL`, "
-            "which moves each corrupt file aside (to NAME.corrupt-<date>) first."
+            "which moves each corrupt file aside (to NAME.corrupt-<date>) first.",
+            fmt,
         )
         raise typer.Exit(1)

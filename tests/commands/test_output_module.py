@@ -1,0 +1,63 @@
+"""The one table shape every command prints, rendered four ways with the same numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from medbench.commands.output import Column, OutputTable, format_value, to_csv, to_json, to_markdown
+
+
+@pytest.fixture
+def table() -> OutputTable:
+    t = OutputTable(
+        "runs | demo",
+        [Column("framework"), Column("test ACC", "percent"), Column("img/s", "float", 0, key="images_per_s")],
+        caption="a caption",
+    )
+    t.add_row("torch", (0.9012, 0.0141), 8250.4)
+    t.add_row("jax", (None, None), None)
+    return t
+
+
+def test_percent_and_mean_std_pairs_read_the_same_in_every_format(table):
+    assert format_value(table.columns[1], (0.9012, 0.0141)) == "90.12 ± 1.41"
+    assert format_value(table.columns[2], 8250.4) == "8,250"
+    records = json.loads(to_json([table]))
+    assert records[0] == {
+        "framework": "torch",
+        "test_acc_pct": 90.12,
+        "test_acc_pct_std": 1.41,
+        "images_per_s": 8250.4,
+    }
+    assert records[1] == {
+        "framework": "jax",
+        "test_acc_pct": None,
+        "test_acc_pct_std": None,
+        "images_per_s": None,
+    }
+    rows = list(csv.DictReader(io.StringIO(to_csv([table]))))
+    assert rows[0]["test_acc_pct"] == "90.12" and rows[0]["test_acc_pct_std"] == "1.41"
+    assert rows[1]["test_acc_pct"] == ""  # missing is empty in CSV, null in JSON, "-" for people
+
+
+def test_markdown_is_a_pipe_table_with_escaped_cells(table):
+    text = to_markdown([table])
+    assert "**runs \\| demo**" in text
+    assert "| framework | test ACC % | img/s |" in text and "|---|---:|---:|" in text
+    assert "| torch | 90.12 ± 1.41 | 8,250 |" in text and "*a caption*" in text
+
+
+def test_several_tables_are_named_in_json_and_titled_in_csv(table):
+    other = OutputTable("files", [Column("size", "int")], [[28]], key="files")
+    assert set(json.loads(to_json([table, other]))) == {"runs | demo", "files"}
+    text = to_csv([table, other])
+    assert text.startswith("# runs | demo\n") and "\n\n# files\nsize\n28\n" in text
+
+
+def test_a_row_of_the_wrong_length_is_refused(table):
+    with pytest.raises(ValueError, match="2 values for 3 columns"):
+        table.add_row("keras", 0.5)
