@@ -1,4 +1,4 @@
-"""Tests for medbench.metrics: official ACC/AUC by hand-worked cases, extras, bootstrap, prediction files."""
+"""Tests for medbench.metrics: official ACC/AUC by hand-worked cases, extras, bootstrap."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from medbench import metrics as M
 from medbench.data.registry import Task
-from medbench.errors import InvalidSizeError, MedbenchError
+from medbench.errors import MedbenchError
 from medbench.metrics import (
     MetricsInputError,
     UndefinedMetricError,
@@ -28,15 +27,12 @@ from medbench.metrics import (
     expected_calibration_error,
     macro_f1,
     official_metrics,
-    parse_prediction_filename,
     per_class_metrics,
-    prediction_filename,
-    read_predictions_csv,
-    save_predictions_csv,
     scores_from_logits,
     sigmoid,
     softmax,
 )
+from medbench.metrics import bootstrap as M
 
 MULTI_CLASS = Task.MULTI_CLASS.value
 BINARY = Task.BINARY.value
@@ -459,100 +455,3 @@ def test_evaluate_checks_class_names_and_reports_nan_as_none():
         e = evaluate([0, 1, 0, 1], MC_P, MULTI_CLASS, from_logits=False, on_missing="nan")
     assert e.to_dict()["auc"] is None
     json.dumps(e.to_dict(), allow_nan=False)
-
-
-# --- prediction files -----------------------------------------------------------------------------------
-
-
-def test_prediction_filename_official_forms():
-    assert (
-        prediction_filename("pathmnist", "test", auc=0.90277, acc=0.75, run="r1")
-        == "pathmnist_test_[AUC]0.903_[ACC]0.750@r1.csv"
-    )
-    assert (
-        prediction_filename("pathmnist", "val", size=64, auc=1.0, acc=0.0, run="torch_resnet18")
-        == "pathmnist_64_val_[AUC]1.000_[ACC]0.000@torch_resnet18.csv"
-    )
-    with pytest.raises(MetricsInputError, match="run name"):
-        prediction_filename("pathmnist", "test", auc=0.9, acc=0.8, run="1.5")
-    with pytest.raises(MetricsInputError, match="split"):
-        prediction_filename("pathmnist", "dev", auc=0.9, acc=0.8, run="a")
-    with pytest.raises(InvalidSizeError):
-        prediction_filename("pathmnist", "test", size=32, auc=0.9, acc=0.8, run="a")
-
-
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("bloodmnist_test_[AUC]0.997_[ACC]0.957@autokeras_3.csv", ("bloodmnist", 28, "test", 0.997, 0.957)),
-        ("octmnist_224_val_[AUC]0.672_[ACC]0.892@3.csv", ("octmnist", 224, "val", 0.672, 0.892)),
-        ("derma_fixed_64_train_[AUC]0.500_[ACC]0.100@x.csv", ("derma_fixed", 64, "train", 0.5, 0.1)),
-        ("chestmnist_128_test.csv", ("chestmnist", 128, "test", None, None)),
-    ],
-)
-def test_parse_prediction_filename(name, expected):
-    parsed = parse_prediction_filename("some/folder/" + name)
-    assert (parsed.flag, parsed.size, parsed.split, parsed.auc, parsed.acc) == expected
-    if expected[3] is not None:
-        assert parsed.run == name.split("@")[1][: -len(".csv")]
-
-
-def test_parse_rejects_other_names():
-    with pytest.raises(MetricsInputError, match="not a MedMNIST prediction file"):
-        parse_prediction_filename("results.csv")
-
-
-def test_csv_round_trip_and_layout(tmp_path):
-    scores = softmax(np.random.default_rng(10).normal(size=(7, 4))).astype(np.float32)
-    path = save_predictions_csv(
-        tmp_path / "out",
-        scores,
-        flag="octmnist",
-        split="test",
-        size=64,
-        metrics={"acc": 0.5, "auc": 0.25},
-        run="a",
-    )
-    assert path.name == "octmnist_64_test_[AUC]0.250_[ACC]0.500@a.csv"
-    lines = path.read_text().splitlines()
-    assert len(lines) == 7 and lines[0].startswith("0,") and lines[6].startswith("6,")
-    assert all(len(line.split(",")) == 5 for line in lines)  # index + 4 scores, no header
-    flag, size, split, back = read_predictions_csv(path)
-    assert (flag, size, split) == ("octmnist", 64, "test")
-    np.testing.assert_array_equal(back.astype(np.float32), scores)  # exact, not just close
-
-
-def test_csv_takes_metrics_from_an_evaluation_and_a_28px_name(tmp_path):
-    e = evaluate(BIN_Y, BIN_P, BINARY, from_logits=False)
-    path = save_predictions_csv(tmp_path, BIN_P, flag="breastmnist", split="val", metrics=e, run="k")
-    assert path.name == "breastmnist_val_[AUC]0.750_[ACC]0.500@k.csv"
-    flag, size, split, back = read_predictions_csv(path)
-    assert (flag, size, split) == ("breastmnist", 28, "val")
-    np.testing.assert_array_equal(back, BIN_P[:, None])
-
-
-def test_csv_explicit_path_and_errors(tmp_path):
-    path = save_predictions_csv(tmp_path / "pathmnist_test.csv", MC_P, flag="pathmnist", split="test")
-    assert path == tmp_path / "pathmnist_test.csv"
-    assert path.read_text().splitlines()[:2] == ["0,0.7,0.2,0.1", "1,0.1,0.5,0.4"]  # shortest exact form
-    np.testing.assert_array_equal(read_predictions_csv(path)[3], MC_P)
-    with pytest.raises(MetricsInputError, match="no metrics"):
-        save_predictions_csv(tmp_path, MC_P, flag="pathmnist", split="test")
-    with pytest.raises(MetricsInputError, match="'auc'"):
-        save_predictions_csv(tmp_path, MC_P, flag="pathmnist", split="test", metrics={"acc": 1.0}, run="a")
-
-
-def test_read_sorts_rows_by_index(tmp_path):
-    path = tmp_path / "pneumoniamnist_test_[AUC]0.500_[ACC]0.500@r.csv"
-    path.write_text("1,0.2,0.8\n0,0.6,0.4\n2,0.5,0.5\n")
-    np.testing.assert_array_equal(read_predictions_csv(path)[3], [[0.6, 0.4], [0.2, 0.8], [0.5, 0.5]])
-
-
-def test_csv_is_readable_the_official_way(tmp_path):
-    pd = pytest.importorskip("pandas")
-    path = save_predictions_csv(
-        tmp_path, MC_P, flag="pathmnist", split="test", metrics={"acc": 0.75, "auc": MC_AUC}, run="1"
-    )
-    # This is how medmnist.Evaluator.parse_and_evaluate reads the scores back.
-    y_score = pd.read_csv(path, index_col=0, header=None).sort_index().values
-    np.testing.assert_array_equal(y_score, MC_P)
