@@ -61,7 +61,7 @@ def test_config_is_frozen():
 
 def test_hash_of_a_default_config_is_the_one_stored_before_finetuning_existed():
     """Runs stored before the `finetune` section and `recipe.sampler` existed keep their hashes (resume/skip)."""
-    from medbench.results import config_hash
+    from medbench.config import config_hash
 
     # init/noise "native" is what every run did before those fields existed (their default is now "shared")
     raw = {"data": {"dataset": "bloodmnist"}, "recipe": {"epochs": 3}, "init": "native", "noise": "native"}

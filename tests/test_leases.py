@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from medbench.config import config_hash
 from medbench.errors import ConfigError
 from medbench.leases import Heartbeat, TrialLeases, stale_after
-from medbench.results import ResultsStore, _utc_now, config_hash
+from medbench.results import ResultsStore
+from medbench.results.records import _utc_now
 
 CONFIG = {"key": "a"}
 HASH = config_hash(CONFIG)

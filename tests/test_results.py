@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from medbench import results
+from medbench.config import config_hash
 from medbench.errors import MedbenchError
 from medbench.results import (
     ResultsStore,
     ResultsStoreError,
     RunNotFoundError,
     SchemaVersionError,
-    config_hash,
     export,
     flatten_run,
+    schema,
 )
+from medbench.results import store as store_module
 
 CONFIG = {"model": "simple_cnn", "dataset": "pathmnist", "train": {"epochs": 2, "lr": 1e-3}, "seed": 0}
 
@@ -69,11 +70,11 @@ def test_config_hash_refuses_what_json_cannot_hold():
 
 def test_location_argument_env_then_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(results.RESULTS_ENV_VAR, raising=False)
+    monkeypatch.delenv(schema.RESULTS_ENV_VAR, raising=False)
     default = ResultsStore()
     assert default.path == tmp_path / "home" / ".medbench" / "results.sqlite"
     assert default.path.is_file()
-    monkeypatch.setenv(results.RESULTS_ENV_VAR, str(tmp_path / "env" / "deep" / "r.sqlite"))
+    monkeypatch.setenv(schema.RESULTS_ENV_VAR, str(tmp_path / "env" / "deep" / "r.sqlite"))
     assert ResultsStore().path == tmp_path / "env" / "deep" / "r.sqlite"
     assert ResultsStore(tmp_path / "arg.sqlite").path == tmp_path / "arg.sqlite"
 
@@ -328,7 +329,7 @@ def test_killed_in_the_middle_of_writes_loses_no_finished_run(store):
 def test_mark_stale_by_age(store, monkeypatch):
     run_id = start(store)
     assert store.mark_stale_running(older_than_s=3600) == []
-    monkeypatch.setattr(results.time, "time", lambda: 4102444800.0)  # the year 2100
+    monkeypatch.setattr(store_module.time, "time", lambda: 4102444800.0)  # the year 2100
     assert store.mark_stale_running(older_than_s=3600, status="failed") == [run_id]
     assert store.get_run(run_id).status == "failed"
 
@@ -342,7 +343,7 @@ def _set_version(path: Path, version: int) -> None:
 
 
 def test_a_newer_schema_is_refused_clearly(store):
-    _set_version(store.path, results.SCHEMA_VERSION + 1)
+    _set_version(store.path, schema.SCHEMA_VERSION + 1)
     with pytest.raises(SchemaVersionError) as info:
         ResultsStore(store.path)
     assert str(store.path) in str(info.value)
@@ -357,9 +358,9 @@ def test_an_older_schema_is_migrated(store, monkeypatch):
         calls.append(1)
         conn.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    current = results.SCHEMA_VERSION
-    monkeypatch.setattr(results, "SCHEMA_VERSION", current + 1)
-    monkeypatch.setitem(results.MIGRATIONS, current, add_note)
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, current, add_note)
     migrated = ResultsStore(store.path)
     assert calls == [1] and migrated.schema_version() == current + 1
     assert migrated.get_run(run_id).status == "running"
@@ -370,18 +371,18 @@ def test_an_older_schema_is_migrated(store, monkeypatch):
 
 
 def test_a_missing_migration_is_an_error(store, monkeypatch):
-    current = results.SCHEMA_VERSION
-    monkeypatch.setattr(results, "SCHEMA_VERSION", current + 1)
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
     with pytest.raises(SchemaVersionError, match="no migration"):
         ResultsStore(store.path)
-    monkeypatch.setattr(results, "SCHEMA_VERSION", current)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current)
     assert ResultsStore(store.path).schema_version() == current  # the failed migration changed nothing
 
 
 def test_a_version_1_store_gains_the_leases_table_and_keeps_its_rows(tmp_path):
     path = tmp_path / "v1.sqlite"
     with sqlite3.connect(path) as conn:  # a store as medbench wrote it before trial leases
-        for statement in results._BASE_SCHEMA:
+        for statement in schema._BASE_SCHEMA:
             conn.execute(statement)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         conn.execute(

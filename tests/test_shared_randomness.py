@@ -170,7 +170,7 @@ def test_shared_is_the_default_and_changes_the_hash_native_keeps_the_old_one():
     for key in ("init", "noise"):
         old.pop(key)
     old["recipe"].pop("trajectory_steps")
-    from medbench.results import config_hash
+    from medbench.config import config_hash
 
     assert native.hash == config_hash(old)  # native runs keep the hashes of the runs before them
     assert shared.hash != native.hash  # the new default is a new behaviour: a new hash

@@ -268,7 +268,8 @@ def plan_experiment(
     """
     from medbench.experiments import expand, load_experiment
     from medbench.preflight import check_trial_data_files
-    from medbench.results import ResultsStore, _utc_now
+    from medbench.results import ResultsStore
+    from medbench.results.records import _utc_now
 
     since = _utc_now() if rerun else None
     pairs = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides or [])

@@ -9,6 +9,7 @@ validation AUC.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medbench.errors import ConfigError
+from medbench.jsonable import canonical_json
 
 
 class _Frozen(BaseModel):
@@ -218,8 +220,6 @@ class RunConfig(_Frozen):
     @property
     def hash(self) -> str:
         """sha256 of the canonical JSON: equal configs, equal hashes, whatever the key order they came in."""
-        from medbench.results import config_hash
-
         return config_hash(self.to_dict())
 
 
@@ -243,7 +243,7 @@ _PREDATING: dict[str, Any] = {"init": "native", "noise": "native"}
 
 def without_late_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-plain ``config`` without the late fields that hold their defaults: what
-    :func:`medbench.results.config_hash` hashes."""
+    :func:`config_hash` hashes."""
     out = json.loads(json.dumps(config))
     for (*parents, leaf), default in _LATE_DEFAULTS.items():
         node = out
@@ -252,6 +252,15 @@ def without_late_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict) and node.get(leaf) == default:
             node.pop(leaf, None)
     return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``config``; key order and tuple-vs-list do not matter.
+
+    Validate and resolve the config first: ``1`` and ``1.0`` are different JSON and give different hashes.
+    """
+    plain = without_late_defaults(json.loads(canonical_json(config)))
+    return hashlib.sha256(canonical_json(plain).encode("utf-8")).hexdigest()
 
 
 def stored_config(data: Mapping[str, Any]) -> RunConfig:

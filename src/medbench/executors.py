@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.config import config_hash
 from medbench.errors import ConfigError
 from medbench.leases import Heartbeat, TrialLeases
-from medbench.results import ResultsStore, RunRecord, config_hash
+from medbench.results import ResultsStore, RunRecord
 
 # on_event(kind, key, detail), by kind: "start" (None), "done" (the RunRecord), "skip" (completed by another
 # process meanwhile: its RunRecord), "elsewhere" (running in another live process: its Lease), "reclaimed"

@@ -3,7 +3,7 @@
 A trial is its config hash (and run kind). Before running one, a process *claims* it in the results store:
 in one ``BEGIN IMMEDIATE`` transaction it looks for a completed run of that hash and for a lease on it, and
 only if there is neither does it insert its own lease, so two claims of one trial can never both succeed
-(the ``leases`` table is keyed by the trial, see :func:`medbench.results._add_trial_leases`).
+(the ``leases`` table is keyed by the trial, see :func:`medbench.results.schema._add_trial_leases`).
 
 A lease names its holder: host, pid (and the pid's start time, so a reused pid is not mistaken for the
 holder) and a heartbeat time that the holder refreshes while it works (:class:`Heartbeat`, a thread). The
@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from medbench.errors import ConfigError, MedbenchError
-from medbench.results import ResultsStore, RunRecord, _process_alive, _utc_now
+from medbench.results import ResultsStore, RunRecord
+from medbench.results.records import _utc_now
+from medbench.results.store import _process_alive
 
 LEASE_TIMEOUT_ENV = "MEDBENCH_LEASE_TIMEOUT"
 DEFAULT_STALE_AFTER_S = 120.0

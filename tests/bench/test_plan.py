@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from medbench.bench.plan import Cell, Measurement, cell_config, cells, make_config, plan
+from medbench.config import config_hash
 from medbench.errors import ConfigError
-from medbench.results import config_hash
 
 ENGINES = ("torch-eager", "jax-jit", "onnx-torch")
 

@@ -55,8 +55,8 @@ def test_rows_gathered_twice_are_not_duplicated(cluster, tmp_path):
 def test_ray_trials_are_claimed_in_the_shared_store(cluster, tmp_path):
     """A trial a live process holds is not submitted; a dead holder's lease is reclaimed and the trial
     runs; the driver holds (and then releases) the leases of what it submits."""
+    from medbench.config import config_hash
     from medbench.leases import TrialLeases
-    from medbench.results import config_hash
 
     store = ResultsStore(tmp_path / "results.sqlite")
     leases = TrialLeases(store)

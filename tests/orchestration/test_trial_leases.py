@@ -22,7 +22,8 @@ GRID = Path(__file__).with_name("selftest_grid.py")
 HOLDER = """
 import sys, time
 from medbench.leases import TrialLeases
-from medbench.results import ResultsStore, config_hash
+from medbench.config import config_hash
+from medbench.results import ResultsStore
 store = ResultsStore(sys.argv[1])
 store.start_run(run_id="held-run", kind="selftest", config={"key": sys.argv[2]})
 claim = TrialLeases(store).claim(config_hash({"key": sys.argv[2]}), kind="selftest", run_id="held-run")

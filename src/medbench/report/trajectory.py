@@ -86,7 +86,7 @@ def compare(
 
 def _pair_key(run: Any) -> str:
     """Equal for runs of one seed and config, whatever their framework."""
-    from medbench.results import config_hash
+    from medbench.config import config_hash
 
     config = dict(run.config or {})
     config.pop("framework", None)
