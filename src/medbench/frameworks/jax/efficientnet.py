@@ -22,8 +22,7 @@ import numpy as np
 from flax import nnx
 
 from medbench.frameworks import efficientnet_spec as spec
-from medbench.frameworks.jax.layers import BatchNorm, Dropout
-from medbench.frameworks.jax.models import Activation, Sequential, mlp_head
+from medbench.frameworks.jax.layers import Activation, BatchNorm, Dropout, Sequential, mlp_head
 
 
 def _normal(std: float) -> nnx.Initializer:

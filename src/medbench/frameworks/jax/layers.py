@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medbench.frameworks.families import HeadConfig
 from medbench.frameworks.noise import current_mask
 
 BN_EPS = 1e-5
@@ -171,3 +172,41 @@ def tag_noise_sites(model: nnx.Module) -> dict[str, float]:
             if module.rate > 0:
                 found[name] = float(module.rate)
     return found
+
+
+# ---- containers and the mlp head (ResNet and EfficientNetV2) ---------------------------------------------
+class Sequential(nnx.List):
+    """``torch.nn.Sequential``: children sit at integer indices of this module, so paths read ``…, 0, …``."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self:
+            x = layer(x)
+        return x
+
+
+class Activation(nnx.Module):
+    """A parameter-free activation, so it can hold an index in a :class:`Sequential` as torch's does."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fn(x)
+
+
+def mlp_head(
+    in_features: int, num_classes: int, cfg: HeadConfig, *, make_linear, rngs: nnx.Rngs
+) -> Sequential:
+    """The ``mlp`` head: ``0`` Dropout, ``1`` Linear(in, hidden), ``2`` ReLU, ``3`` Linear(hidden, classes).
+
+    ``make_linear(in_features, out_features)`` builds a Linear layer initialised as the family's own head,
+    so each family keeps torchvision's initialisation for both layers.
+    """
+    return Sequential(
+        [
+            Dropout(cfg.dropout, rngs=rngs),
+            make_linear(in_features, cfg.hidden),
+            Activation(nnx.relu),
+            make_linear(cfg.hidden, num_classes),
+        ]
+    )

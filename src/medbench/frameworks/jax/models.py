@@ -13,8 +13,9 @@ builder this dispatch calls is::
 ``dtype`` is the compute dtype (None = float32; parameters stay float32), ``options`` the registry's plus user
 overrides. The module's ``__call__(x)`` takes NHWC and returns float32 logits.
 
-Both ResNet and EfficientNetV2 offer ``head="mlp"`` (:func:`mlp_head`, shared from here): ``fc.0``..``fc.3``
-or ``classifier.0``..``classifier.3`` in torch's layout, its Linear layers initialised as the family's own.
+Both ResNet and EfficientNetV2 offer ``head="mlp"`` (:func:`~medbench.frameworks.jax.layers.mlp_head`):
+``fc.0``..``fc.3`` or ``classifier.0``..``classifier.3`` in torch's layout, its Linear layers initialised as
+the family's own.
 """
 
 from __future__ import annotations
@@ -22,53 +23,23 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from medbench.errors import ConfigError
-from medbench.frameworks.families import HeadConfig, ResNetConfig, SimpleCNNConfig
-from medbench.frameworks.jax.layers import ConvBNReLU, Dropout, batch_norm, conv2d, linear, max_pool
+from medbench.frameworks.families import ResNetConfig, SimpleCNNConfig
+from medbench.frameworks.jax.layers import (
+    ConvBNReLU,
+    Dropout,
+    batch_norm,
+    conv2d,
+    linear,
+    max_pool,
+    mlp_head,
+)
 
 
 # ---- containers and the classifier head shared by the families ----------------------------------------------
-class Sequential(nnx.List):
-    """``torch.nn.Sequential``: children sit at integer indices of this module, so paths read ``…, 0, …``."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for layer in self:
-            x = layer(x)
-        return x
-
-
-class Activation(nnx.Module):
-    """A parameter-free activation, so it can hold an index in a :class:`Sequential` as torch's does."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fn(x)
-
-
-def mlp_head(
-    in_features: int, num_classes: int, cfg: HeadConfig, *, make_linear, rngs: nnx.Rngs
-) -> Sequential:
-    """The ``mlp`` head: ``0`` Dropout, ``1`` Linear(in, hidden), ``2`` ReLU, ``3`` Linear(hidden, classes).
-
-    ``make_linear(in_features, out_features)`` builds a Linear layer initialised as the family's own head,
-    so each family keeps torchvision's initialisation for both layers.
-    """
-    return Sequential(
-        [
-            Dropout(cfg.dropout, rngs=rngs),
-            make_linear(in_features, cfg.hidden),
-            Activation(nnx.relu),
-            make_linear(cfg.hidden, num_classes),
-        ]
-    )
-
-
 # ---- SimpleCNN ---------------------------------------------------------------------------------------------
 class SimpleCNN(nnx.Module):
     def __init__(
