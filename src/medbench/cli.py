@@ -13,6 +13,7 @@ The imports happen inside :func:`app`, so that a Ctrl-C while they run is handle
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 ISSUES_URL = "https://github.com/medbench/medbench/issues"
@@ -33,12 +34,8 @@ COMMAND_MODULES = (
 
 def _load_app():
     """The Typer app with every command module registered."""
-    for module in COMMAND_MODULES:
-        try:
-            __import__(f"medbench.commands.{module}")
-        except ModuleNotFoundError as err:  # a command group not written yet
-            if err.name != f"medbench.commands.{module}":
-                raise
+    for module in COMMAND_MODULES:  # each registers its commands on the app as it is imported
+        importlib.import_module(f"medbench.commands.{module}")
     from medbench.commands.app import app as typer_app
 
     return typer_app
