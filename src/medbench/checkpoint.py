@@ -39,7 +39,8 @@ def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     from medbench.frameworks import get_framework
     from medbench.frameworks.base import RuntimeSettings
     from medbench.preflight import read_run_meta, run_folder
-    from medbench.training import _best_weights_path, model_inputs
+    from medbench.training import model_inputs
+    from medbench.training.run_folder import best_weights_path
 
     meta = read_run_meta(folder)  # a missing, empty or truncated checkpoint.json: one clear error
     folder = run_folder(folder)
@@ -54,7 +55,7 @@ def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
         **model_inputs(config, get_dataset(config.data.dataset)),
         **config.model_options,
     )
-    fw.load_weights(model, _best_weights_path(folder))
+    fw.load_weights(model, best_weights_path(folder))
     return LoadedCheckpoint(folder, meta, config, fw, model)
 
 

@@ -94,3 +94,19 @@ def describe_os_error(err: BaseException) -> str | None:
             if marker in message.lower():
                 return f"The results store could not be written: {message}. {fix}"
     return None
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line that says what went wrong, recognising out-of-memory errors from every framework."""
+    text = f"{type(err).__name__}: {err}".strip()
+    lowered = text.lower()
+    if (
+        isinstance(err, MemoryError)
+        or "out of memory" in lowered
+        or "resource_exhausted" in lowered
+        or "oom" in lowered.split()
+    ):
+        return f"out of memory: {text[:300]}"
+    if isinstance(err, MedbenchError):
+        return str(err)
+    return text[:500]

@@ -307,7 +307,8 @@ def test_imagenet_normalisation_of_an_rgb_dataset(tmp_path: Path) -> None:
 def test_imagenet_normalisation_round_trips_through_the_checkpoint(tmp_path: Path) -> None:
     from medbench.checkpoint import LoadedCheckpoint
     from medbench.config import DataConfig, RunConfig
-    from medbench.training import CHECKPOINT_META, _write_checkpoint_meta, make_batches, normalization_for
+    from medbench.training import CHECKPOINT_META, make_batches, normalization_for
+    from medbench.training.run_folder import write_checkpoint_meta
 
     path = make_fake_medmnist(tmp_path / "pneumonia.npz", "pneumoniamnist")
     config = RunConfig(
@@ -317,7 +318,7 @@ def test_imagenet_normalisation_round_trips_through_the_checkpoint(tmp_path: Pat
     )
     data = load_dataset("pneumoniamnist", path=path)
     trained_with = normalization_for(config, data)
-    _write_checkpoint_meta(config, data, trained_with, tmp_path, "torch", run_id="round-trip")
+    write_checkpoint_meta(config, data, trained_with, tmp_path, "torch", run_id="round-trip")
     meta = json.loads((tmp_path / CHECKPOINT_META).read_text())
     checkpoint = LoadedCheckpoint(tmp_path, meta, config, framework=None, model=None)
     restored = BatchPipeline(data["test"], normalize=checkpoint.normalization(), to_rgb=True)

@@ -205,7 +205,7 @@ def run_bench_job(job: dict[str, Any]) -> int:
         store.fail_run(run_id, "interrupted by the user", status="interrupted")
         raise
     except BaseException as err:  # noqa: BLE001  (every failure is a row with a reason; the grid goes on)
-        from medbench.training import failure_reason  # only now: it imports the config machinery
+        from medbench.errors import failure_reason
 
         reason = failure_reason(err)
         trace = traceback.format_exc()
