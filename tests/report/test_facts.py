@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from medbench.report import plots
-from medbench.report.build import build_document, header_facts
+from medbench.report.build import build_document
+from medbench.report.glance import header_facts
 from medbench.report.references import load_references
 from medbench.results import ResultsStore
 

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from medbench.report import NoRunsError, write_report
-from medbench.report.build import VERDICT_HEADERS, build_document
+from medbench.report.build import build_document
+from medbench.report.comparison import VERDICT_HEADERS
 from medbench.report.markdown import render_markdown
 from medbench.results import ResultsStore
 

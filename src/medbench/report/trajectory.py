@@ -156,7 +156,7 @@ def summary(pairs: Sequence[PairAgreement]) -> str:
 
 
 def figure(comparison: Any, names) -> Any | None:
-    """The report's trajectory figure of one comparison (``report.build.comparison_section``), or ``None``
+    """The report's trajectory figure of one comparison (``report.comparison.comparison_section``), or ``None``
     when fewer than two frameworks stored trajectories of the same seed and config."""
     from medbench.report.document import Figure
 
