@@ -145,7 +145,7 @@ def check_data_file(flag: str, size: int, path: str | os.PathLike, *, purpose: s
         purpose: who needs it, for the message (``"the run"``, ``"this run"``).
     """
     from medbench.data import registry
-    from medbench.data.loading import file_hashes
+    from medbench.data.data_file import file_hashes
 
     expected = registry.get_dataset(flag)
     file = Path(path).expanduser()
@@ -201,12 +201,13 @@ def _check_headers(expected, size: int, file: Path, purpose: str, fix: str, *, o
     """The layout from the arrays' headers alone (shapes, dtypes: no data read), as the loader checks it;
     and a custom file whose split sizes are exactly another dataset's official ones is that dataset."""
     from medbench.data import registry
-    from medbench.data.loading import _check_layout, _open_zip, _read_headers, _Source
+    from medbench.data.data_file import Source
+    from medbench.data.npz_archive import check_layout, open_zip, read_headers
 
-    src = _Source(expected, size, file, True)
-    with _open_zip(src) as zf:
-        members = _read_headers(zf, src)
-    _check_layout(members, src)
+    src = Source(expected, size, file, True)
+    with open_zip(src) as zf:
+        members = read_headers(zf, src)
+    check_layout(members, src)
     if official:
         return
     found = {s: members[f"{s}_images"].shape[0] for s in registry.SPLITS}

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medbench.data import loading
+from medbench.data import data_file as data_file_module
+from medbench.data import npz_archive
 from medbench.data.loading import load_dataset
 from medbench.data.registry import get_dataset
 from medbench.errors import (
@@ -20,7 +21,7 @@ from medbench.errors import (
     InvalidSizeError,
     UnknownDatasetError,
 )
-from medbench.paths import cache_dir
+from medbench.paths import CACHE_ENV_VAR, cache_dir
 from tests.data.fixtures import SHARED_MEDMNIST, copy_shared, fake_arrays, make_fake_medmnist, shared_file
 
 PATHMNIST_SUBSET_SHA256 = "21ffbfaab71061cbf2a11a6b4bf41c0f64c0278a7dbf19325d96bb680d1d6b16"
@@ -285,8 +286,8 @@ def test_unpacked_members_are_reused_and_repaired(tmp_path, monkeypatch) -> None
     path = make_fake_medmnist(tmp_path, "pathmnist")
     first = load_dataset("pathmnist", path=path, mmap_threshold=0)
     calls = []
-    real_unpack = loading._unpack_member
-    monkeypatch.setattr(loading, "_unpack_member", lambda *a: calls.append(a[1]) or real_unpack(*a))
+    real_unpack = npz_archive.unpack_member
+    monkeypatch.setattr(npz_archive, "unpack_member", lambda *a: calls.append(a[1]) or real_unpack(*a))
     load_dataset("pathmnist", path=path, mmap_threshold=0)
     assert calls == []
     cached = cache_dir() / f"pathmnist-{first.provenance.sha256[:16]}" / "val_images.npy"
@@ -298,7 +299,7 @@ def test_unpacked_members_are_reused_and_repaired(tmp_path, monkeypatch) -> None
 
 
 def test_unpacking_streams_in_small_chunks(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(loading, "_COPY_CHUNK", 1000)  # many chunks, and a member not a multiple of them
+    monkeypatch.setattr(npz_archive, "_COPY_CHUNK", 1000)  # many chunks, and a member not a multiple of them
     path = make_fake_medmnist(tmp_path, "octmnist", 64)
     data = load_dataset("octmnist", 64, path=path, mmap_threshold=0)
     np.testing.assert_array_equal(data["train"].images, fake_arrays("octmnist", 64)["train_images"])
@@ -308,8 +309,8 @@ def test_unpacking_streams_in_small_chunks(tmp_path, monkeypatch) -> None:
 def test_hashes_come_from_the_sidecar_until_the_file_changes(tmp_path, monkeypatch) -> None:
     path = make_fake_medmnist(tmp_path, "pathmnist")
     calls = []
-    real_hash = loading._hash_file
-    monkeypatch.setattr(loading, "_hash_file", lambda p: calls.append(p) or real_hash(p))
+    real_hash = data_file_module.hash_file
+    monkeypatch.setattr(data_file_module, "hash_file", lambda p: calls.append(p) or real_hash(p))
     first = load_dataset("pathmnist", path=path).provenance
     second = load_dataset("pathmnist", path=path).provenance
     assert len(calls) == 1 and (first.md5, first.sha256) == (second.md5, second.sha256)
@@ -320,23 +321,23 @@ def test_hashes_come_from_the_sidecar_until_the_file_changes(tmp_path, monkeypat
 
 def test_cache_dir_defaults(tmp_path, monkeypatch) -> None:
     """medbench's own folder, never one beside the data (which may be read-only, and is the user's)."""
-    for var in (loading.CACHE_ENV_VAR, "MEDBENCH_HOME", "XDG_CACHE_HOME"):
+    for var in (CACHE_ENV_VAR, "MEDBENCH_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     data_file = tmp_path / "data" / "x.npz"
-    assert loading.default_cache_dir(data_file) == Path("~/.cache/medbench").expanduser()
+    assert data_file_module.default_cache_dir(data_file) == Path("~/.cache/medbench").expanduser()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert loading.default_cache_dir(data_file) == tmp_path / "xdg" / "medbench"
+    assert data_file_module.default_cache_dir(data_file) == tmp_path / "xdg" / "medbench"
     monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
-    assert loading.default_cache_dir(data_file) == tmp_path / "home" / "cache"
-    monkeypatch.setenv(loading.CACHE_ENV_VAR, str(tmp_path / "env"))
-    assert loading.default_cache_dir(data_file) == tmp_path / "env"
+    assert data_file_module.default_cache_dir(data_file) == tmp_path / "home" / "cache"
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "env"))
+    assert data_file_module.default_cache_dir(data_file) == tmp_path / "env"
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o555], ids=["writable", "read-only"])
 def test_nothing_is_written_beside_the_data(tmp_path, monkeypatch, mode) -> None:
     """Large members are unpacked and hashes cached in medbench's cache under MEDBENCH_HOME, never in the
     user's data folder, whether it could be written (it used to get a .medbench-cache) or not (../shared)."""
-    monkeypatch.delenv(loading.CACHE_ENV_VAR, raising=False)
+    monkeypatch.delenv(CACHE_ENV_VAR, raising=False)
     monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -358,8 +359,8 @@ def test_nothing_is_written_beside_the_data(tmp_path, monkeypatch, mode) -> None
 def test_unpacking_a_large_member_keeps_memory_bounded(tmp_path, monkeypatch) -> None:
     n = 700  # 700 RGB images of 64 px: an 8.6 MB member, deflated
     path = make_fake_medmnist(tmp_path, "pathmnist", 64, n_per_split={"train": n})
-    monkeypatch.setattr(loading, "_COPY_CHUNK", 256 * 1024)
-    monkeypatch.setattr(loading, "_HASH_CHUNK", 256 * 1024)
+    monkeypatch.setattr(npz_archive, "_COPY_CHUNK", 256 * 1024)
+    monkeypatch.setattr(data_file_module, "_HASH_CHUNK", 256 * 1024)
     tracemalloc.start()
     try:
         data = load_dataset("pathmnist", 64, path=path, mmap_threshold=2**20)
