@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medmnist"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "medmnist"
 
 
 def medbench(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess:
