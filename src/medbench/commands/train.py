@@ -18,7 +18,9 @@ from medbench.errors import ConfigError
 from medbench.paths import runs_dir
 from medbench.preflight import check_resume_folder, check_train_config, check_writable_folder
 
-Framework = typer.Option("--framework", "-f", help="torch, jax or keras.")
+Framework = typer.Option(
+    "--framework", "-f", help="torch, jax, keras (Keras on TensorFlow), keras-jax or keras-torch."
+)
 
 
 def _load_config_file(path: Path) -> dict[str, Any]:
