@@ -792,12 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     from medbench.frameworks import FRAMEWORKS
 
     absent = [f for f in frameworks if f not in FRAMEWORKS]
-    if absent and args.frameworks == parser.get_default("frameworks"):
-        # the default names every framework the check knows; one medbench does not have yet is left out, said
-        for name in absent:
-            print(f"skip framework {name}: skipped: not a medbench framework in this version", flush=True)
-        frameworks = tuple(f for f in frameworks if f in FRAMEWORKS)
-    elif absent:
+    if absent:
         parser.error(f"medbench has no framework {', '.join(absent)} (it has {', '.join(FRAMEWORKS)})")
     if unknown or not frameworks:
         parser.error(

@@ -15,6 +15,8 @@ FRAMEWORK_MODULES = {
     "torch": ("torch", "safetensors"),
     "jax": ("jax", "flax", "optax"),
     "keras": ("keras", "tensorflow", "h5py"),
+    "keras_jax": ("keras", "jax", "h5py"),
+    "keras_torch": ("keras", "torch", "h5py"),
 }
 
 
@@ -30,8 +32,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 continue
             missing = cache.setdefault(marker, missing_modules(marker))
             if missing:
+                extra = {"keras_jax": "keras,jax", "keras_torch": "keras,torch"}.get(marker, marker)
                 reason = (
-                    f"needs {marker}: {', '.join(missing)} not installed (pip install 'medbench[{marker}]')"
+                    f"needs {marker}: {', '.join(missing)} not installed (pip install 'medbench[{extra}]')"
                 )
                 item.add_marker(pytest.mark.skip(reason=reason))
 

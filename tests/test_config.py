@@ -91,3 +91,16 @@ def test_pretrained_normalisation_needs_pretrained_weights():
         parse_config({"data": {"dataset": "dermamnist", "normalize": "pretrained"}})
     with pytest.raises(ConfigError, match="set data.to_rgb=true"):
         parse_config({"data": {"dataset": "pneumoniamnist"}, "finetune": {"pretrained": "imagenet"}})
+
+
+def test_keras_on_jax_and_torch_are_frameworks_that_train_without_fp16():
+    base = {"model": "simple_cnn", "data": {"dataset": "breastmnist"}}
+    for framework in ("keras-jax", "keras-torch"):
+        assert parse_config({**base, "framework": framework}).framework == framework
+        bf16 = parse_config({**base, "framework": framework, "runtime": {"precision": "bf16"}})
+        assert bf16.runtime.precision == "bf16"
+        with pytest.raises(ConfigError, match=f"fp16.*{framework}"):  # no loss scaling on these backends
+            parse_config({**base, "framework": framework, "runtime": {"precision": "fp16"}})
+    assert parse_config({**base, "framework": "keras", "runtime": {"precision": "fp16"}}).framework == "keras"
+    with pytest.raises(ConfigError, match="framework"):
+        parse_config({**base, "framework": "keras-tensorflow"})

@@ -76,7 +76,7 @@ def medbench(*args: str, home: Path, fault: str | None = None) -> subprocess.Com
     )
 
 
-def train_args(framework: str, data_file: Path) -> list[str]:
+def train_args(framework: str, data_file: Path, *extra: str) -> list[str]:
     return [
         "train",
         "-q",
@@ -98,6 +98,7 @@ def train_args(framework: str, data_file: Path) -> list[str]:
         "model_options.dropout=0.5",  # dropout masks: a random stream that must be restored
         "--set",
         "recipe.eval_batch_size=32",
+        *extra,
     ]
 
 
@@ -120,13 +121,17 @@ def comparable(metrics: dict) -> dict:
     return {k: metrics.get(k) for k in keys}
 
 
-def interrupt_and_resume(framework: str, data_file: Path, tmp_path: Path, signal_name: str) -> None:
+def interrupt_and_resume(
+    framework: str, data_file: Path, tmp_path: Path, signal_name: str, *extra: str
+) -> None:
     reference_home, home = tmp_path / "reference", tmp_path / "interrupted"
-    reference = medbench(*train_args(framework, data_file), home=reference_home)
+    reference = medbench(*train_args(framework, data_file, *extra), home=reference_home)
     assert reference.returncode == 0, reference.stderr[-3000:]
     (expected,) = rows(reference_home)
 
-    killed = medbench(*train_args(framework, data_file), home=home, fault=f"{signal_name}:{KILL_AT_STEP}")
+    killed = medbench(
+        *train_args(framework, data_file, *extra), home=home, fault=f"{signal_name}:{KILL_AT_STEP}"
+    )
     assert killed.returncode != 0
     (before,) = rows(home)
     assert before.status in ("failed", "interrupted"), before.status
@@ -170,6 +175,24 @@ def test_jax_run_interrupted_mid_epoch_resumes_exactly(data_file, tmp_path):
 @pytest.mark.slow
 def test_keras_run_killed_mid_epoch_resumes_exactly(data_file, tmp_path):
     interrupt_and_resume("keras", data_file, tmp_path, "SIGKILL")
+
+
+# Keras on JAX and torch: with shared noise (the default) no mask is drawn in the framework; with native noise
+# the dropout masks come from the seed generators' states (JAX) or torch's global generator (torch's fast
+# unseeded dropout), which the saved state must restore.
+NOISE = [pytest.param("shared"), pytest.param("native", marks=pytest.mark.slow)]
+
+
+@pytest.mark.keras_jax
+@pytest.mark.parametrize("noise", NOISE)
+def test_keras_jax_run_killed_mid_epoch_resumes_exactly(noise, data_file, tmp_path):
+    interrupt_and_resume("keras-jax", data_file, tmp_path, "SIGKILL", "--noise", noise)
+
+
+@pytest.mark.keras_torch
+@pytest.mark.parametrize("noise", NOISE)
+def test_keras_torch_run_killed_mid_epoch_resumes_exactly(noise, data_file, tmp_path):
+    interrupt_and_resume("keras-torch", data_file, tmp_path, "SIGKILL", "--noise", noise)
 
 
 @pytest.mark.torch

@@ -2,9 +2,10 @@
 
 * the numpy reference draw follows PyTorch's own initialisation, tensor by tensor (no framework needed for
   the rules; torch for the comparison);
-* shared init gives bit-identical starting state dicts in PyTorch, JAX and Keras;
+* shared init gives bit-identical starting state dicts in PyTorch, JAX and Keras (on TensorFlow, JAX and
+  torch);
 * shared noise: the masks are a pure function of (seed, epoch, step) with inverted-dropout semantics, and
-  20 steps of simple_cnn with dropout 0.5 give the same losses (rtol 1e-5) in all three frameworks;
+  20 steps of simple_cnn with dropout 0.5 give the same losses (rtol 1e-5) in every framework;
 * ``--init native --noise native`` is the old code path: the loss trajectory equals a run's that never
   touches the shared machinery.
 """
@@ -28,7 +29,8 @@ from medbench.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BREAST = ROOT.parent / "shared" / "data" / "medmnist" / "breastmnist.npz"
-FRAMEWORKS = ("torch", "jax", "keras")
+FRAMEWORKS = ("torch", "jax", "keras", "keras-jax", "keras-torch")
+OTHERS = FRAMEWORKS[1:]  # compared with torch
 
 
 # ---- the reference rules, without a framework -----------------------------------------------------------
@@ -213,6 +215,8 @@ def _env() -> dict[str, str]:
 @pytest.mark.torch
 @pytest.mark.jax
 @pytest.mark.keras
+@pytest.mark.keras_jax
+@pytest.mark.keras_torch
 def test_shared_init_gives_bit_identical_starts_in_every_framework(tmp_path):
     states = {}
     for framework in FRAMEWORKS:
@@ -229,7 +233,7 @@ def test_shared_init_gives_bit_identical_starts_in_every_framework(tmp_path):
     reference = states["torch"]
     for case in ("simple_cnn", "resnet18", "resnet18_mlp_zero"):
         assert f"{case}/conv1.weight" in reference or f"{case}/fc1.weight" in reference
-    for framework in ("jax", "keras"):
+    for framework in OTHERS:
         state = states[framework]
         # torch alone keeps num_batches_tracked (a counter, not a weight); everything else is there
         assert set(reference) - set(state) == {k for k in reference if k.endswith("num_batches_tracked")}
@@ -267,11 +271,13 @@ def _train(home: Path, framework: str, *extra: str) -> list[float]:
 @pytest.mark.torch
 @pytest.mark.jax
 @pytest.mark.keras
+@pytest.mark.keras_jax
+@pytest.mark.keras_torch
 def test_shared_noise_gives_the_same_losses_in_every_framework(tmp_path):
     losses = {fw: np.array(_train(tmp_path / fw, fw)) for fw in FRAMEWORKS}
     assert len(losses["torch"]) == 20 and np.all(np.isfinite(losses["torch"]))
     assert losses["torch"][0] != losses["torch"][-1]  # it learnt, so the later steps test the updates
-    for framework in ("jax", "keras"):
+    for framework in OTHERS:
         np.testing.assert_allclose(losses[framework], losses["torch"], rtol=1e-5, err_msg=framework)
 
 

@@ -151,7 +151,8 @@ class RuntimeConfig(_Frozen):
 
 
 class RunConfig(_Frozen):
-    framework: Literal["torch", "jax", "keras"] = "torch"
+    # keras is Keras 3 on TensorFlow; keras-jax and keras-torch the same Keras code on its other backends
+    framework: Literal["torch", "jax", "keras", "keras-jax", "keras-torch"] = "torch"
     model: str = "simple_cnn"
     model_options: dict[str, Any] = Field(default_factory=dict)
     # Start from these weights (a PyTorch-named state dict: .safetensors or a torchvision .pth) instead of a
@@ -176,6 +177,15 @@ class RunConfig(_Frozen):
         from medbench.models import get_model_spec
 
         return get_model_spec(value).name
+
+    @model_validator(mode="after")
+    def _precision_fits_the_framework(self) -> RunConfig:
+        if self.runtime.precision == "fp16" and self.framework in ("keras-jax", "keras-torch"):
+            raise ValueError(
+                f"runtime.precision='fp16' needs loss scaling, which {self.framework} does not train with; "
+                "use bf16, or fp16 with the keras (TensorFlow) framework"
+            )
+        return self
 
     @model_validator(mode="after")
     def _class_weights_match(self) -> RunConfig:

@@ -102,7 +102,13 @@ def run_experiment(
 
 
 # The engine a user of each framework would reach for first (Keras: the compiled tf.function, not predict).
-DEFAULT_BENCH_ENGINES = {"torch": "torch-eager", "jax": "jax-jit", "keras": "keras-tf-xla"}
+DEFAULT_BENCH_ENGINES = {
+    "torch": "torch-eager",
+    "jax": "jax-jit",
+    "keras": "keras-tf-xla",
+    "keras-jax": "keras-jax-jit",
+    "keras-torch": "keras-torch-eager",
+}
 
 
 def run_bench(spec: ExperimentSpec, store: ResultsStore, *, rerun: bool, echo: Callable[[str], None]) -> int:

@@ -32,9 +32,11 @@ def test_each_engine_points_at_an_existing_module_and_needs_what_it_says(name):
     module, _, function = spec.entry.partition(":")
     assert function.startswith("prepare_")
     assert importlib.util.find_spec(module) is not None  # without importing any framework
-    if spec.framework == "keras":
-        assert spec.env["KERAS_BACKEND"] in ("tensorflow", "jax", "torch")
-        assert spec.env["KERAS_BACKEND"] in spec.requires  # the backend it runs on must be installed
+    if spec.framework.startswith("keras"):
+        # the engine's framework is the Keras backend it runs on: keras (TensorFlow), keras-jax, keras-torch
+        backend = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}[spec.framework]
+        assert spec.env["KERAS_BACKEND"] == backend
+        assert backend in spec.requires  # the backend it runs on must be installed
     if spec.framework == "onnxruntime":
         assert spec.artifact in ARTIFACTS and spec.requires == ("onnxruntime",)
 

@@ -70,6 +70,8 @@ def test_classes_and_channels_come_from_the_dataset():
         ({"repeats": 0}, "--repeats 0"),
         ({"threads": 10_000}, "--threads 10000"),
         ({"atol": -1.0}, "--atol"),
+        ({"frameworks": ["mxnet"]}, "No inference engine runs on 'mxnet'"),
+        ({"frameworks": ["keras-jax"]}, "None of the given --engine values runs on keras-jax"),
     ],
 )
 def test_mistakes_are_one_readable_config_error(kwargs, message):
@@ -77,6 +79,13 @@ def test_mistakes_are_one_readable_config_error(kwargs, message):
         make_config(**{"engines": ["torch-eager"], "threads": 1, **kwargs})
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_frameworks_keep_their_engines_each_keras_backend_its_own():
+    engines = ["torch-eager", "keras-tf-xla", "keras-jax-jit", "keras-torch-eager"]
+    config = make_config(engines=engines, frameworks=["keras-jax", "keras-torch"], threads=1)
+    assert config.engines == ("keras-jax-jit", "keras-torch-eager")
+    assert make_config(engines=engines, frameworks=["keras"], threads=1).engines == ("keras-tf-xla",)
 
 
 def test_measurement_rules():

@@ -74,6 +74,14 @@ def test_an_unknown_framework_is_refused_before_any_work():
     assert "tensorflow" in done.stderr
 
 
+def test_the_default_frameworks_include_the_keras_backends_and_are_all_medbench_frameworks():
+    """keras-jax and keras-torch are medbench frameworks now, so the default list runs them, none left out."""
+    from medbench.frameworks import FRAMEWORKS
+
+    default = tuple(gpu_check.PRECISIONS)
+    assert {"keras-jax", "keras-torch"} <= set(default) <= set(FRAMEWORKS)
+
+
 def _training_result(error: float, losses: list[float]) -> dict:
     return {"simple_cnn_28": {"logits_rel_error": error, "losses": losses, "images_per_s": 10.0}}
 

@@ -282,7 +282,9 @@ def task_optimizer(fw, task, arrays, out):
             updates, state = tx.update(jnp.asarray(g), state, params)
             params = optax.apply_updates(params, updates)
         out["params"] = np.asarray(params)
-    else:
+    else:  # keras on any backend
+        import contextlib
+
         import keras
 
         from medbench.frameworks.keras.train import create_optimizer
@@ -291,9 +293,16 @@ def task_optimizer(fw, task, arrays, out):
         opt.build([variable])
         for g, lr in zip(grads, lrs, strict=True):
             opt.learning_rate.assign(lr)
-            opt.apply([keras.ops.convert_to_tensor(g)], [variable])
+            with _no_grad() if keras.backend.backend() == "torch" else contextlib.nullcontext():
+                opt.apply([keras.ops.convert_to_tensor(g)], [variable])  # as the torch step applies it
         out["params"] = keras.ops.convert_to_numpy(variable)
     return {}
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
 
 
 def task_runtime(fw, task, arrays, out):
@@ -315,6 +324,20 @@ def task_runtime(fw, task, arrays, out):
             keras_backend=keras.backend.backend(),
             policy=keras.mixed_precision.global_policy().name,
         )
+    elif FRAMEWORK_NAME.startswith("keras-"):
+        import sys
+
+        import keras
+
+        res.update(
+            keras_backend=keras.backend.backend(),
+            policy=keras.mixed_precision.global_policy().name,
+            tensorflow_imported="tensorflow" in sys.modules,
+        )
+        if FRAMEWORK_NAME == "keras-torch":
+            import torch
+
+            res.update(intra=torch.get_num_threads(), inter=torch.get_num_interop_threads())
     elif FRAMEWORK_NAME == "jax":
         import jax
 

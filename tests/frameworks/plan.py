@@ -128,6 +128,24 @@ TRAIN_CASES: list[dict[str, Any]] = [
 ]
 WEIGHTS_CASE = Case("weights", "simple_cnn", 28, 1, 9)
 
+# Keras on its JAX and torch backends runs the Keras code that the keras (TensorFlow) job checks on every
+# case; only the training step is each backend's own. The default suite runs these two on the smallest cases
+# (SimpleCNN at 28 px: every optimizer, loss and fine-tuning plan, the weights checks); the ResNet cases are
+# slow for them (see conftest.py).
+KERAS_BACKENDS = ("keras-jax", "keras-torch")
+
+
+def in_default_for_keras_backends(task_id: str) -> bool:
+    """Whether ``keras-jax``/``keras-torch`` run the task ``task_id`` of the fast plan in the default suite."""
+    cases = {c.id: c for c in FAST_CASES}
+    trains = {spec["id"]: spec for spec in TRAIN_CASES}
+    if task_id in cases:
+        return task_id == "simple_cnn_28_grey"
+    if task_id in trains:
+        return trains[task_id]["case"].model == "simple_cnn"
+    return True  # the weights and optimizer tasks: no model to compile
+
+
 # The optimizers alone, on given gradients spanning 1e-9..1 (so where eps sits matters) and exact zeros,
 # three steps with a different learning rate each (so momentum and the learning rate interact).
 SGD_LRS, ADAM_LRS = [0.1, 0.05, 0.2], [1e-3, 5e-4, 2e-3]

@@ -1,4 +1,5 @@
-"""The same model in PyTorch, Flax and Keras: names, sizes, FLOPs and logits, from converted weights."""
+"""The same model in PyTorch, Flax and Keras (on TensorFlow, JAX and torch): names, sizes, FLOPs and logits,
+from converted weights."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from tests.frameworks.harness import max_abs_diff
 
 pytestmark = pytest.mark.torch  # PyTorch makes the reference in every test here
 
-FRAMEWORKS = [pytest.param("jax", marks=pytest.mark.jax), pytest.param("keras", marks=pytest.mark.keras)]
+FRAMEWORKS = [
+    pytest.param("jax", marks=pytest.mark.jax),
+    pytest.param("keras", marks=pytest.mark.keras),
+    # the smallest cases in the default suite, the others slow (tests/frameworks/conftest.py)
+    pytest.param("keras-jax", marks=pytest.mark.keras_jax),
+    pytest.param("keras-torch", marks=pytest.mark.keras_torch),
+]
 CASES = [pytest.param(c, id=c.id) for c in plan.FAST_CASES]
 SLOW_CASES = [pytest.param(c, id=c.id) for c in plan.SLOW_CASES]
 LOGIT_TOLERANCE = 1e-4  # max abs difference, float32, eval mode
@@ -90,11 +97,19 @@ def test_state_dict_round_trip_is_exact(framework, case, reference, ported):
     assert [k for k in expected if not np.array_equal(got[k], expected[k])] == []
 
 
-@pytest.mark.parametrize("framework", [pytest.param("torch"), *FRAMEWORKS])
-def test_initialisation_scheme(framework, reference, request):
+# the initialisation tests read ResNet cases too, which the Keras backends run in their slow job
+WITH_SLOW_BACKENDS = [
+    pytest.param("torch"),
+    *FRAMEWORKS[:2],
+    *(pytest.param(p.values[0], marks=[*p.marks, pytest.mark.slow]) for p in FRAMEWORKS[2:]),
+]
+
+
+@pytest.mark.parametrize("framework", WITH_SLOW_BACKENDS)
+def test_initialisation_scheme(framework, reference, job_for):
     """torchvision's scheme everywhere: kaiming-normal(fan_out) convs, BN 1/0, Linear U(+-1/sqrt(fan_in))."""
-    job = reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
     for case_id in plan.EXPORT_FRESH:
+        job = reference if framework == "torch" else job_for(framework, case_id)
         state = job.state(case_id, prefix="fresh/")
         for key, w in state.items():
             if key.endswith("num_batches_tracked"):
@@ -115,11 +130,11 @@ def test_initialisation_scheme(framework, reference, request):
                 assert np.abs(w).max() > 0.8 * bound and abs(w.std() / (bound / np.sqrt(3)) - 1) < 0.25
 
 
-@pytest.mark.parametrize("framework", [pytest.param("torch"), *FRAMEWORKS])
-def test_mlp_head_initialisation(framework, reference, request):
+@pytest.mark.parametrize("framework", WITH_SLOW_BACKENDS)
+def test_mlp_head_initialisation(framework, reference, job_for):
     """Both Linear layers of ResNet's mlp head start as torchvision's fc: U(+-1/sqrt(fan_in))."""
-    job = reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
     for case_id, prefix in plan.EXPORT_FRESH_HEAD.items():
+        job = reference if framework == "torch" else job_for(framework, case_id)
         state = job.state(case_id, prefix="fresh/")
         assert sorted(state) == [f"{prefix}{i}.{kind}" for i in (1, 3) for kind in ("bias", "weight")]
         for i in (1, 3):

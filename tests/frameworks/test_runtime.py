@@ -46,3 +46,22 @@ def test_keras_threads_apply(tmp_path):
     assert (seen["intra"], seen["inter"]) == (1, 1)
     assert seen["keras_backend"] == "tensorflow" and seen["policy"] == "mixed_bfloat16"
     assert applied["keras_backend"] == "tensorflow" and "tensorflow" in versions
+
+
+@pytest.mark.keras_jax
+def test_keras_jax_threads_apply(tmp_path):
+    """Keras on JAX: medbench's JAX thread settings, the bf16 policy, and no TensorFlow in the process."""
+    seen, applied, versions = _run("keras-jax", tmp_path)
+    assert "--xla_cpu_multi_thread_eigen=false" in seen["xla_flags"] and len(seen["affinity"]) == 1
+    assert seen["keras_backend"] == "jax" and seen["policy"] == "mixed_bfloat16"
+    assert applied["keras_backend"] == "jax" and versions["keras_backend"] == "jax"
+    assert not seen["tensorflow_imported"]
+
+
+@pytest.mark.keras_torch
+def test_keras_torch_threads_apply(tmp_path):
+    seen, applied, versions = _run("keras-torch", tmp_path)
+    assert (seen["intra"], seen["inter"]) == (1, 1)
+    assert seen["keras_backend"] == "torch" and seen["policy"] == "mixed_bfloat16"
+    assert applied["keras_backend"] == "torch" and versions["keras_backend"] == "torch"
+    assert not seen["tensorflow_imported"]

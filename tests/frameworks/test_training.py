@@ -24,7 +24,13 @@ from tests.frameworks.harness import max_abs_diff
 
 pytestmark = pytest.mark.torch
 
-FRAMEWORKS = [pytest.param("jax", marks=pytest.mark.jax), pytest.param("keras", marks=pytest.mark.keras)]
+FRAMEWORKS = [
+    pytest.param("jax", marks=pytest.mark.jax),
+    pytest.param("keras", marks=pytest.mark.keras),
+    # the smallest cases in the default suite, the others slow (tests/frameworks/conftest.py)
+    pytest.param("keras-jax", marks=pytest.mark.keras_jax),
+    pytest.param("keras-torch", marks=pytest.mark.keras_torch),
+]
 CASES = [pytest.param(spec, id=spec["id"]) for spec in plan.train_cases(slow=False)]
 SLOW_CASES = [pytest.param(spec, id=spec["id"]) for spec in plan.train_cases(slow=True)]
 OPTIMIZERS = [pytest.param(spec, id=spec["id"]) for spec in plan.OPTIMIZER_CASES]
@@ -77,7 +83,7 @@ def test_same_eval_logits_after_training(framework, spec, reference, ported):
 
 @pytest.mark.parametrize("spec", FINETUNE_CASES)
 @pytest.mark.parametrize("framework", [pytest.param("torch"), *FRAMEWORKS])
-def test_frozen_parts_stay_bit_identical(framework, spec, reference, request):
+def test_frozen_parts_stay_bit_identical(framework, spec, reference, job_for):
     """What a plan freezes at every step is untouched; what trains at some step has moved.
 
     Parameters in no group of any step keep their starting values bit for bit (no update, no weight decay);
@@ -85,7 +91,7 @@ def test_frozen_parts_stay_bit_identical(framework, spec, reference, request):
     trains and every BatchNorm that runs in training mode at some step has changed.
     """
     tid = spec["id"]
-    job = reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
+    job = reference if framework == "torch" else job_for(framework, tid)
     start, end = reference.state(tid, prefix="init/"), job.state(tid)
     plans = plan.finetune_plans(spec, list(start))
     params = [k for k in start if not k.endswith((*STATS, ".num_batches_tracked"))]

@@ -12,19 +12,21 @@ ALL = [
     pytest.param("torch", marks=pytest.mark.torch),
     pytest.param("jax", marks=[pytest.mark.torch, pytest.mark.jax]),
     pytest.param("keras", marks=[pytest.mark.torch, pytest.mark.keras]),
+    pytest.param("keras-jax", marks=[pytest.mark.torch, pytest.mark.keras_jax]),
+    pytest.param("keras-torch", marks=[pytest.mark.torch, pytest.mark.keras_torch]),
 ]
 OTHERS = ALL[1:]
 
 
 @pytest.fixture
 def job(framework, reference, request):
-    return reference if framework == "torch" else request.getfixturevalue(f"{framework}_job")
+    return reference if framework == "torch" else request.getfixturevalue("ported_jobs")[framework]
 
 
 @pytest.mark.parametrize("framework", ALL)
 def test_own_format_round_trip(framework, job):
     arrays = job.arrays("weights")
-    suffix = {"torch": ".safetensors", "jax": ".msgpack", "keras": ".weights.h5"}[framework]
+    suffix = {"torch": ".safetensors", "jax": ".msgpack"}.get(framework, ".weights.h5")
     assert job["weights"]["own_path"].endswith(suffix)
     assert max_abs_diff(arrays["other_logits_before"], arrays["logits"]) > 1e-3  # a different model before
     assert np.array_equal(arrays["reloaded_logits"], arrays["logits"])

@@ -45,6 +45,15 @@ def test_frameworks_are_interleaved_not_blocked(grid_file):
     assert frameworks[:6] == ["torch", "jax", "keras"] * 2
 
 
+def test_keras_backends_are_grid_frameworks_of_their_own(grid_file):
+    spec = load_experiment(grid_file, [("grid.frameworks", ["keras", "keras-jax", "keras-torch"])])
+    trials = expand(spec)
+    assert [t.config.framework for t in trials[:3]] == ["keras", "keras-jax", "keras-torch"]
+    assert len({t.config_hash for t in trials}) == len(trials)  # a backend is part of what a trial is
+    with pytest.raises(ConfigError, match="keras-tf"):
+        load_experiment(grid_file, [("grid.frameworks", ["keras-tf"])])
+
+
 def test_overrides_change_any_field(grid_file):
     spec = load_experiment(grid_file, [("grid.frameworks", ["jax"]), ("base.recipe.epochs", 7)])
     trials = expand(spec)

@@ -89,7 +89,9 @@ class EngineSpec:
     """One engine: its name, the framework it needs, and where its ``prepare`` function lives."""
 
     name: str
-    framework: str  # the framework whose code runs the forward pass: torch, jax, keras, onnxruntime
+    # the framework whose code runs the forward pass: torch, jax, keras (on TensorFlow), keras-jax,
+    # keras-torch, onnxruntime
+    framework: str
     entry: str  # "package.module:function", imported in the cell's process only
     measures: str  # one line for --list-engines and reports
     requires: tuple[str, ...] = ()  # top-level modules that must be installed
@@ -239,7 +241,7 @@ register_engine(
 )
 register_engine(
     "keras-jax-jit",
-    "keras",
+    "keras-jax",
     f"{_KERAS}:prepare_jax_jit",
     "the same Keras model on Keras's JAX backend: jax.jit(model.stateless_call), as Keras's predict",
     requires=("keras", "jax"),
@@ -247,7 +249,7 @@ register_engine(
 )
 register_engine(
     "keras-torch-eager",
-    "keras",
+    "keras-torch",
     f"{_KERAS}:prepare_direct",
     "the same Keras model on Keras's torch backend: model(x, training=False) under torch.no_grad()",
     requires=("keras", "torch"),

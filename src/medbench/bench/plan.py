@@ -131,6 +131,7 @@ def make_config(
     models: Sequence[str] | None = None,
     sizes: Sequence[int] | None = None,
     engines: Sequence[str] | None = None,
+    frameworks: Sequence[str] | None = None,
     batch_sizes: Sequence[int] | None = None,
     repeats: int | None = None,
     measurement: Measurement | None = None,
@@ -145,6 +146,8 @@ def make_config(
 ) -> BenchConfig:
     """A validated config; what is not given takes the defaults (or the ``quick`` ones).
 
+    ``frameworks`` keeps the engines of those frameworks (``keras-jax`` -> ``keras-jax-jit``), of the given
+    ``engines`` or else of every installed one.
     ``quick``: simple_cnn at 28 px, batch sizes 1 and 8, one repeat, a few calls per measurement.
     Batch size 1 is always measured (single-stream latency and cold start rest on it).
 
@@ -174,6 +177,8 @@ def make_config(
             raise ConfigError(
                 "No inference engine is installed.", "Install medbench[torch], [jax] or [keras]."
             )
+    if frameworks:
+        engines = _of_frameworks(engines, _unique(frameworks), explicit=bool(engines))
     batch_sizes = tuple(sorted(set(batch_sizes or ((1, 8) if quick else DEFAULT_BATCH_SIZES)) | {1}))
     if batch_sizes[0] < 1:
         raise ConfigError(f"Batch size {batch_sizes[0]} must be at least 1.")
@@ -210,6 +215,26 @@ def make_config(
         rtol=rtol,
         timeout_s=timeout_s,
     )
+
+
+def _of_frameworks(
+    engines: tuple[str, ...], frameworks: tuple[str, ...], *, explicit: bool
+) -> tuple[str, ...]:
+    """The engines among ``engines`` whose framework is one of ``frameworks`` (checked against the registry)."""
+    from medbench.bench.engines import get_engine, iter_engines
+
+    known = list(dict.fromkeys(spec.framework for spec in iter_engines()))
+    unknown = [f for f in frameworks if f not in known]
+    if unknown:
+        raise ConfigError(f"No inference engine runs on {unknown[0]!r}.", f"Choose from {', '.join(known)}.")
+    kept = tuple(e for e in engines if get_engine(e).framework in frameworks)
+    if not kept:
+        where = "the given --engine values" if explicit else "the installed engines"
+        raise ConfigError(
+            f"None of {where} runs on {', '.join(frameworks)}.",
+            "See `medbench bench --list-engines` for each engine's framework and what it needs installed.",
+        )
+    return kept
 
 
 def cells(config: BenchConfig) -> list[Cell]:

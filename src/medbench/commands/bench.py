@@ -156,6 +156,10 @@ def bench_command(
         list[str] | None,
         typer.Option("--engine", "-e", help="Engine(s), see --list-engines; default all installed."),
     ] = None,
+    frameworks: Annotated[
+        list[str] | None,
+        typer.Option("--framework", "-f", help="Only the engines of these frameworks (e.g. keras-jax)."),
+    ] = None,
     batch_sizes: Annotated[
         list[int] | None,
         typer.Option("--batch-size", "-b", help="Batch size(s); 1 is always measured. Default 1, 64."),
@@ -227,6 +231,7 @@ def bench_command(
         models=models,
         sizes=sizes,
         engines=engines,
+        frameworks=frameworks,
         batch_sizes=batch_sizes,
         repeats=repeats,
         measurement=measurement,

@@ -18,7 +18,11 @@ from medbench.preflight import check_train_config, check_writable_folder
 
 _RECIPE = RecipeConfig()
 _OPT = _RECIPE.optimizer
-Framework = typer.Option("--framework", "-f", help="torch, jax or keras. Default: torch.")
+Framework = typer.Option(
+    "--framework",
+    "-f",
+    help="torch, jax, keras (Keras on TensorFlow), keras-jax or keras-torch. Default: torch.",
+)
 
 
 def _load_config_file(path: Path) -> dict[str, Any]:

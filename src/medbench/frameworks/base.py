@@ -171,8 +171,13 @@ class Framework(abc.ABC):
 
     # Every back-end has the same module names (profile, convert, weights), so the methods below delegate to
     # ``medbench.frameworks.<name>.<module>`` here, once, instead of in each back-end; the import stays lazy.
+    @property
+    def package(self) -> str:
+        """The sub-package of ``medbench.frameworks`` holding this back-end's modules (Keras: one for three)."""
+        return self.name
+
     def _backend_module(self, module: str):
-        return importlib.import_module(f"medbench.frameworks.{self.name}.{module}")
+        return importlib.import_module(f"medbench.frameworks.{self.package}.{module}")
 
     def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
         """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""

@@ -27,8 +27,9 @@ _FALLBACK_COLOURS = ("#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
 _FALLBACK_MARKERS = ("P", "<", ">", "h")
 # Engines of one framework in one plot: solid, dashed, dotted, dash-dotted.
 LINE_STYLES = ("-", "--", ":", "-.")
-# Engine name prefixes that run on a Keras backend other than TensorFlow (see medbench.bench.engines): the
-# store records their framework as "keras", yet they compute with JAX or torch kernels.
+# Engine name prefixes that run on a Keras backend (see medbench.bench.engines): bench rows stored before
+# keras-jax and keras-torch were frameworks of their own record these engines' framework as "keras", yet
+# they compute with JAX or torch kernels; the prefix gives them their backend's colour either way.
 _ENGINE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("keras-jax", "keras-jax"),
     ("keras-torch", "keras-torch"),

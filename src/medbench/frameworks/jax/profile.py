@@ -33,7 +33,8 @@ def _sub_jaxprs(params: dict):
                 yield item
 
 
-def _count(jaxpr) -> int:
+def jaxpr_flops(jaxpr) -> int:
+    """2 x MACs of every convolution and matrix product in ``jaxpr`` (and in the jaxprs it calls)."""
     total = 0
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
@@ -47,13 +48,13 @@ def _count(jaxpr) -> int:
             lhs = eqn.invars[0].aval.shape
             total += matmul_flops(eqn.outvars[0].aval.shape, prod(lhs[d] for d in contract))
         for sub in _sub_jaxprs(eqn.params):
-            total += _count(sub)
+            total += jaxpr_flops(sub)
     return total
 
 
 def flops_per_image(model: nnx.Module, *, image_size: int, in_channels: int) -> int:
     fn, state, x = _forward(model, image_size, in_channels)
-    return _count(jax.make_jaxpr(fn)(state, x).jaxpr)
+    return jaxpr_flops(jax.make_jaxpr(fn)(state, x).jaxpr)
 
 
 def xla_flops_per_image(model: nnx.Module, *, image_size: int, in_channels: int) -> int:

@@ -1,13 +1,17 @@
-"""The Keras 3 back-end, on TensorFlow by default (see :mod:`medbench.frameworks.base`).
+"""The Keras 3 back-end on each Keras backend (see :mod:`medbench.frameworks.base`).
 
-Models use ``keras.layers``/``keras.ops`` only, so they also run on Keras' JAX and torch backends
-(``KERAS_BACKEND``, read once by :meth:`configure`); training and FLOP counting use TensorFlow.
+Models use ``keras.layers``/``keras.ops`` only, and the trainer's steps are each backend's own (see
+``steps.py``), so one code runs as three frameworks: ``keras`` (TensorFlow), ``keras-jax`` and
+``keras-torch``, each in its own process (``KERAS_BACKEND`` is set by :meth:`KerasFramework.configure`
+before Keras is imported). FLOP counting uses TensorFlow where it is installed.
 Modules, named as in the other back-ends: ``runtime``, ``layers``, ``models``, ``convert``, ``weights``,
-``train``, ``profile``. Importing this package imports neither Keras nor TensorFlow.
+``train``, ``steps``, ``profile``. Importing this package imports neither Keras nor a backend.
 """
 
 from medbench.frameworks.keras.framework import KerasFramework
 
-FRAMEWORK = KerasFramework()
+# framework name -> back-end object; only the one a process configures is ever used in it
+FRAMEWORKS = {name: KerasFramework(name) for name in ("keras", "keras-jax", "keras-torch")}
+FRAMEWORK = FRAMEWORKS["keras"]
 
-__all__ = ["FRAMEWORK", "KerasFramework"]
+__all__ = ["FRAMEWORK", "FRAMEWORKS", "KerasFramework"]

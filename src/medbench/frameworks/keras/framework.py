@@ -1,12 +1,12 @@
 """The Keras 3 back-end behind :class:`medbench.frameworks.base.Framework`.
 
-Importing this module imports neither Keras nor TensorFlow: :meth:`configure` sets ``KERAS_BACKEND``
-(TensorFlow by default) and TensorFlow's thread pools before either starts.
+One class, one instance per Keras backend (``keras`` on TensorFlow, ``keras-jax``, ``keras-torch``): the
+framework name fixes the backend. Importing this module imports neither Keras nor a backend:
+:meth:`configure` sets ``KERAS_BACKEND`` and the backend's thread pools before either starts.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -17,17 +17,21 @@ from medbench.frameworks.families import check_build_args, resolve_model
 
 class KerasFramework(Framework):
     name = "keras"
+    package = "keras"  # every Keras backend shares the modules of medbench.frameworks.keras
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "keras") -> None:
+        from medbench.frameworks.keras.runtime import BACKEND_OF_FRAMEWORK
+
+        self.name = name
+        self.backend = BACKEND_OF_FRAMEWORK[name]
         self._runtime = None
         self.applied: dict[str, Any] | None = None
-        self._predict_fns: dict[int, tuple[weakref.ref, Any]] = {}
 
     # ---- runtime ---------------------------------------------------------------------------------------
     def configure(self, settings: RuntimeSettings) -> dict[str, Any]:
         from medbench.frameworks.keras import runtime
 
-        self._runtime, self.applied = runtime.configure(settings)
+        self._runtime, self.applied = runtime.configure(settings, self.backend)
         return dict(self.applied)
 
     @property
@@ -70,23 +74,13 @@ class KerasFramework(Framework):
         return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
     def _forward(self, model):
-        """A compiled eval-mode forward pass, kept per model (``tf.function`` on TensorFlow)."""
-        entry = self._predict_fns.get(id(model))
-        if entry is not None and entry[0]() is model:
-            return entry[1]
-        if self.runtime.backend == "tensorflow":
-            import tensorflow as tf
+        """The model's compiled eval-mode forward pass (``tf.function``, ``jax.jit``; torch: eager)."""
+        from medbench.frameworks.keras.steps import make_eval
 
-            fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        else:
-            fn = lambda x: model(x, training=False)  # noqa: E731
-        self._predict_fns[id(model)] = (weakref.ref(model), fn)
-        return fn
+        return make_eval(self.runtime.backend, model)
 
     def predict(self, model, images: np.ndarray) -> np.ndarray:
-        import keras
-
-        return np.asarray(keras.ops.convert_to_numpy(self._forward(model)(images)), dtype=np.float32)
+        return np.asarray(self._forward(model)(images), dtype=np.float32)
 
     # ---- training --------------------------------------------------------------------------------------
     def create_trainer(

@@ -16,6 +16,7 @@ Importing this module imports neither Keras nor a backend: the import is timed a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,21 @@ from medbench.frameworks.checkpoints import read_state_dict
 
 
 def _build(request: EngineRequest, phases: Phases, *, backends: tuple[str, ...]):
-    """Configures Keras on the backend ``KERAS_BACKEND`` names, builds the model and loads the weights."""
+    """Configures the Keras framework of the backend ``KERAS_BACKEND`` names (the engine's env), builds the
+    model and loads the weights."""
     with phases.phase("import"):
         from medbench.frameworks import get_framework
+        from medbench.frameworks.keras.runtime import DEFAULT_BACKEND, FRAMEWORK_OF_BACKEND
 
-        fw = get_framework("keras")
-        applied = fw.configure(RuntimeSettings(threads=request.threads, device=request.device))
-        backend = fw.runtime.backend
+        backend = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
         if backend not in backends:
             raise ConfigError(
                 f"This Keras engine runs on the {' or '.join(backends)} backend, "
                 f"but KERAS_BACKEND={backend!r}.",
                 "Run it through `medbench bench`, which sets KERAS_BACKEND in the engine's fresh process.",
             )
+        fw = get_framework(FRAMEWORK_OF_BACKEND[backend])  # keras, keras-jax or keras-torch
+        applied = fw.configure(RuntimeSettings(threads=request.threads, device=request.device))
     with phases.phase("build"):
         model = fw.build_model(
             request.model,

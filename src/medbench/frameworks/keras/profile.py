@@ -1,4 +1,7 @@
-"""FLOPs of a Keras model on TensorFlow, read from the traced graph (see :mod:`medbench.frameworks.flops`).
+"""FLOPs of a Keras model, counted on its backend's own trace (see :mod:`medbench.frameworks.flops`).
+
+On JAX and torch the count is the one medbench's JAX and PyTorch back-ends make (the jaxpr's convolutions
+and matrix products; ``torch.utils.flop_counter``), over the Keras model's eval-mode call. On TensorFlow:
 
 The eval-mode forward pass of one image is traced with ``tf.function`` into a concrete function, and every
 ``Conv2D``, ``DepthwiseConv2dNative`` and ``MatMul``/``BatchMatMul`` op of its graph is counted at its
@@ -10,6 +13,7 @@ types that register statistics, so its total depends on how Keras lowered each l
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from medbench.errors import ConfigError
 from medbench.frameworks.flops import conv_flops, matmul_flops
@@ -30,9 +34,36 @@ def _op_flops(op) -> int:
     return 0
 
 
+def _jax_flops(model: keras.Model, x: np.ndarray) -> int:
+    import jax
+
+    from medbench.frameworks.jax.profile import jaxpr_flops
+
+    state = list(model.variables)
+
+    def forward(values, x):
+        with keras.StatelessScope(state_mapping=list(zip(state, values, strict=True))):
+            return model(x, training=False)
+
+    return jaxpr_flops(jax.make_jaxpr(forward)([v.value for v in state], x).jaxpr)
+
+
+def _torch_flops(model: keras.Model, x: np.ndarray) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, training=False)
+    return int(counter.get_total_flops())
+
+
 def flops_per_image(model: keras.Model, *, image_size: int, in_channels: int) -> int:
-    if keras.backend.backend() != "tensorflow":
-        raise ConfigError("Keras FLOPs are counted on the TensorFlow backend only.")
+    backend = keras.backend.backend()
+    if backend in ("jax", "torch"):
+        x = np.zeros((1, image_size, image_size, in_channels), np.float32)
+        return (_jax_flops if backend == "jax" else _torch_flops)(model, x)
+    if backend != "tensorflow":
+        raise ConfigError(f"Keras FLOPs are not counted on the {backend!r} backend.")
     import tensorflow as tf
 
     spec = tf.TensorSpec((1, image_size, image_size, in_channels), tf.float32)

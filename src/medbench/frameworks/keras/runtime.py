@@ -1,5 +1,6 @@
-"""Keras runtime: the Keras backend (TensorFlow unless ``KERAS_BACKEND`` says otherwise), threads, device
-and the mixed-precision policy, applied before Keras (and TensorFlow) run their first op.
+"""Keras runtime: the Keras backend (the framework's: ``keras`` is TensorFlow, ``keras-jax`` JAX, ``keras-torch``
+torch), threads, device and the mixed-precision policy, applied before Keras (and its backend) run their first
+op. ``KERAS_BACKEND`` is set here, before Keras is imported, since Keras reads it once at import.
 
 TensorFlow's thread pools are fixed when its eager context starts, so
 ``tf.config.threading.set_intra_op_parallelism_threads`` must come first; :func:`configure` therefore imports
@@ -18,6 +19,9 @@ from medbench.errors import ConfigError
 from medbench.frameworks.base import RuntimeSettings
 
 DEFAULT_BACKEND = "tensorflow"
+# medbench's framework name of each Keras backend: one framework per backend, each in its own process
+BACKEND_OF_FRAMEWORK = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
+FRAMEWORK_OF_BACKEND = {backend: name for name, backend in BACKEND_OF_FRAMEWORK.items()}
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -77,8 +81,29 @@ def _configure_other(backend: str, settings: RuntimeSettings, applied: dict[str,
     raise ConfigError(f"KERAS_BACKEND={backend!r} is not supported.", "Use tensorflow, jax or torch.")
 
 
-def configure(settings: RuntimeSettings) -> tuple[KerasRuntime, dict[str, Any]]:
-    backend = os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+def _keep_tensorflow_out() -> None:
+    """Keras imports TensorFlow, where installed, even on its JAX and torch backends: ``set_random_seed`` seeds
+    ``tf.random`` for ``tf.data`` pipelines. That is ~10 s of start-up and a second set of thread pools in a
+    process that never runs a TensorFlow op (medbench feeds numpy batches), so Keras is told it is absent.
+    (Keras' lazy-module flag is private; without it the only cost is the import.)"""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False
+    except (ImportError, AttributeError):  # another Keras layout: TensorFlow is then imported, nothing breaks
+        pass
+
+
+def configure(
+    settings: RuntimeSettings, backend: str = DEFAULT_BACKEND
+) -> tuple[KerasRuntime, dict[str, Any]]:
+    """Sets ``KERAS_BACKEND`` to ``backend`` (overriding the environment: the framework name decides, and is
+    what the store records), applies ``settings`` to that backend, then imports Keras."""
+    if backend not in BACKEND_OF_FRAMEWORK.values():
+        raise ConfigError(f"Keras backend {backend!r} is not supported.", "Use tensorflow, jax or torch.")
+    os.environ["KERAS_BACKEND"] = backend
     if "keras" in sys.modules:
         import keras
 
@@ -94,6 +119,8 @@ def configure(settings: RuntimeSettings) -> tuple[KerasRuntime, dict[str, Any]]:
         device = _configure_other(backend, settings, applied)
     import keras
 
+    if backend != "tensorflow":
+        _keep_tensorflow_out()
     keras.mixed_precision.set_global_policy(_POLICIES[settings.precision])
     applied.update(
         device=device,

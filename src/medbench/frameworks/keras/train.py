@@ -1,11 +1,13 @@
-"""The Keras trainer: a custom ``tf.function`` train step (not ``model.fit``), so the caller owns the batches.
+"""The Keras trainer on every Keras backend: a custom train step (not ``model.fit``), so the caller owns the
+batches. The step is the backend's own (``tf.function`` with a gradient tape, ``jax.jit`` over stateless values,
+torch autograd; see :mod:`medbench.frameworks.keras.steps`); the model, loss and optimizers are one code.
 
 Keras' own optimizers differ from ``torch.optim`` in ways that change the weights: ``keras.optimizers.SGD``
 folds the learning rate into the momentum buffer (``v = m*v - lr*g``), which differs as soon as the
 learning rate changes, and applies ``weight_decay`` decoupled rather than as L2; ``keras.optimizers.Adam``
 puts epsilon on the un-corrected second moment (``eps_hat``). :class:`TorchSGD` and :class:`TorchAdam` are
 ``keras.optimizers.Optimizer`` subclasses that apply PyTorch's formulas exactly (``keras.ops`` only), so
-weights match after every step. fp16 wraps them in ``LossScaleOptimizer``.
+weights match after every step. fp16 wraps them in ``LossScaleOptimizer`` (TensorFlow backend only).
 
 Fine-tuning (:class:`~medbench.frameworks.base.TrainPlan`): PyTorch's parameter groups on top of Keras' one
 learning rate. The optimizer is built once over every parameter that could ever train, so its variables (and
@@ -32,7 +34,7 @@ from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Traine
 from medbench.frameworks.keras.convert import weights_by_torch_name
 from medbench.frameworks.keras.layers import torch_path
 from medbench.frameworks.keras.runtime import KerasRuntime
-from medbench.frameworks.noise import shared_masks
+from medbench.frameworks.keras.steps import make_eval, make_step, rng_state, set_rng_state
 from medbench.frameworks.training import check_recipe, targets
 
 
@@ -61,7 +63,7 @@ class TorchOptimizer(keras.optimizers.Optimizer):
         indices = [self._get_variable_index(v) for v in variables]
         for slots in self._state_slots():
             for i in indices:
-                slots[i].assign(ops.zeros_like(slots[i]))
+                slots[i].assign(ops.zeros(slots[i].shape, slots[i].dtype))
 
     def _state_slots(self) -> list[list[keras.Variable]]:
         """The per-variable state lists, each indexed as the variables the optimizer was built with."""
@@ -226,13 +228,13 @@ class KerasTrainer(Trainer):
     ):
         check_recipe(optimizer, loss, label_smoothing)
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        if runtime.backend != "tensorflow":
+        self._backend = runtime.backend
+        if runtime.settings.precision == "fp16" and self._backend != "tensorflow":
+            # Keras' LossScaleOptimizer has no stateless form that trains a plan's subset of variables
             raise ConfigError(
-                f"The Keras trainer runs on the TensorFlow backend, not {runtime.backend!r}.",
-                "Unset KERAS_BACKEND (or set it to tensorflow) for training.",
+                f"fp16 training (loss scaling) is supported on Keras' TensorFlow backend, not {self._backend!r}.",
+                "Use runtime.precision = 'bf16' (no loss scaling needed) or the keras framework.",
             )
-        import tensorflow as tf
-
         self._model, self._loss, self._smoothing, self._lr = model, loss, label_smoothing, optimizer.lr
         # PyTorch name -> variable of every parameter (running statistics are no parameters)
         self._params = {
@@ -256,8 +258,8 @@ class KerasTrainer(Trainer):
         self._variables: list[keras.Variable] | None = None  # what a step trains; None: trainable_variables
         if plan is not None:
             self._use_plan(plan)
-        self._step = tf.function(self._train_step, reduce_retracing=True)
-        self._eval = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._step = self._make_step()
+        self._eval = make_eval(self._backend, model)
 
     @property
     def model(self) -> keras.Model:
@@ -268,11 +270,18 @@ class KerasTrainer(Trainer):
         return getattr(self.optimizer, "inner_optimizer", self.optimizer)  # under a LossScaleOptimizer
 
     def set_plan(self, plan: TrainPlan) -> None:
-        import tensorflow as tf
-
         self._use_plan(plan)
         # BatchNorm's mode, the variable list and the learning-rate scales are read when the step is traced
-        self._step = tf.function(self._train_step, reduce_retracing=True)
+        self._step = self._make_step()
+
+    def _make_step(self):
+        variables = self._model.trainable_variables if self._variables is None else self._variables
+        return make_step(self._backend, self._model, self.optimizer, variables, self._loss_of)
+
+    def _loss_of(self, logits, y):
+        return loss_value(
+            logits, y, loss=self._loss, label_smoothing=self._smoothing, class_weights=self._class_weights
+        )
 
     def _use_plan(self, plan: TrainPlan) -> None:
         """Checks ``plan`` against the model and the previous plan, then makes it the one in force."""
@@ -299,32 +308,15 @@ class KerasTrainer(Trainer):
         self._variables = [self._params[n] for g in groups for n in g.params]
         self._plan = plan
 
-    def _train_step(self, x, y, lr, noise):
-        import tensorflow as tf
-
-        self.optimizer.learning_rate.assign(lr)
-        variables = self._model.trainable_variables if self._variables is None else self._variables
-        with tf.GradientTape() as tape, shared_masks(noise):  # noise: shared masks (traced) or None
-            logits = self._model(x, training=True)
-            loss = loss_value(
-                logits, y, loss=self._loss, label_smoothing=self._smoothing, class_weights=self._class_weights
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        if variables:  # a plan may train nothing (BatchNorm statistics still move in training mode)
-            self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        return loss
-
     def train_step(
         self, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None, noise=None
     ) -> StepResult:
-        import tensorflow as tf
-
-        lr = tf.constant(self._lr if lr is None else lr, tf.float32)  # a tensor: a new value does not retrace
-        loss = self._step(images, targets(labels, self._loss), lr, noise)
-        return StepResult(loss=float(loss))
+        """One step; ``noise``: the step's shared dropout masks (site name -> numpy array), or ``None``."""
+        loss = self._step(images, targets(labels, self._loss), self._lr if lr is None else lr, noise)
+        return StepResult(loss=loss)
 
     def eval_logits(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self._eval(images))
+        return self._eval(images)
 
     def save_state(self, path) -> Path:
         """Model weights (``.weights.h5``), every optimizer variable and the random streams (npz files, in
@@ -332,17 +324,13 @@ class KerasTrainer(Trainer):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self._model.save_weights(folder / "keras_model.weights.h5")
-        for name, variables in (("keras_optimizer", self.optimizer.variables), ("keras_rng", self._rng())):
+        optimizer = {f"arr_{i}": ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)}
+        rng = rng_state(self._backend, self._model)  # seed generators (and torch's generator on torch)
+        for name, arrays in (("keras_optimizer", optimizer), ("keras_rng", rng)):
             tmp = folder / f"{name}.tmp.npz"
-            np.savez(tmp, *[np.asarray(v) for v in variables])
+            np.savez(tmp, **arrays)
             os.replace(tmp, folder / f"{name}.npz")
         return folder
-
-    def _rng(self) -> list[keras.Variable]:
-        """The state of every seed generator in the model (dropout's): ``model.variables`` holds them,
-        ``save_weights`` does not, so without them a resumed run would draw other dropout masks."""
-        weights = {id(v) for v in self._model.weights}
-        return [v for v in self._model.variables if id(v) not in weights]
 
     def load_state(self, path) -> None:
         folder = Path(path)
@@ -359,15 +347,7 @@ class KerasTrainer(Trainer):
         rng_file = folder / "keras_rng.npz"
         if rng_file.exists():  # states saved before the seeds were kept resume with fresh dropout masks
             with np.load(rng_file) as saved:
-                seeds = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-            variables = self._rng()
-            if len(seeds) != len(variables):
-                raise ConfigError(
-                    f"{folder}: the saved model has {len(seeds)} random streams, this one {len(variables)}.",
-                    "Resume with the same model settings.",
-                )
-            for variable, value in zip(variables, seeds, strict=True):
-                variable.assign(value)
+                set_rng_state(self._backend, self._model, dict(saved), where=str(folder))
 
 
 def _leaf_layers(model: keras.Model):
