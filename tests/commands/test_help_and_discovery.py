@@ -49,7 +49,7 @@ def test_every_command_has_examples_and_no_bool_metavar(command, tmp_path):
 def test_train_help_gives_defaults_and_marks_the_dataset_required(tmp_path):
     text = re.sub(r"\s+", " ", medbench("train", "--help", home=tmp_path).stdout.replace("│", " "))
     for fragment in (
-        "torch, jax or keras. Default: torch.",
+        "keras-jax or keras-torch. Default: torch.",
         "Default: simple_cnn.",
         "Required, unless --config",
         "Training epochs. Default: 100 (official).",
