@@ -392,7 +392,7 @@ def load_pretrained(framework: Any, model: Any, path: str | os.PathLike, *, fami
     initialisation, as for 1000 ImageNet classes and a 9-class dataset.
 
     Args:
-        framework: a :class:`medbench.frameworks.base.Framework`.
+        framework: a :class:`medbench.frameworks.base.Backend`.
         model: a model that framework built.
         path: a ``.pth`` (``torch.save`` zip) or ``.safetensors`` file with PyTorch names.
         family: the model family (``resnet``, ``efficientnetv2``, ...).

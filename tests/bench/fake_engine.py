@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from medbench.bench.engines import EngineRequest, EngineSpec, Phases, PreparedEngine
+from medbench.bench.engines import EngineSpec
 from medbench.frameworks.checkpoints import read_state_dict
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 
 def linear_logits(images: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:

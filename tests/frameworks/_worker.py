@@ -1,7 +1,7 @@
 """Runs a batch of checks in ONE framework, in a fresh interpreter: ``python _worker.py <framework> <dir>``.
 
 Importing TensorFlow, PyTorch and JAX into one pytest process is fragile and hides thread settings, so every
-framework-touching check runs here, through the framework-neutral :class:`medbench.frameworks.base.Framework`
+framework-touching check runs here, through the framework-neutral :class:`medbench.frameworks.base.Backend`
 API, and the test process only compares numpy results. ``job.json`` holds the runtime settings and a list
 of tasks; ``arrays.npz`` the inputs. Each task writes ``<id>.npz`` (arrays) and an entry in
 ``results.json`` (numbers, messages). See ``harness.py`` for the writer side.

@@ -1,13 +1,13 @@
 """EfficientNetV2 S/M/L: the same network in PyTorch, Flax and Keras, in torchvision's layout.
 
 The model checks run through the framework harness (``harness.run_job``: one fresh worker process per
-framework, the :class:`~medbench.frameworks.base.Framework` API only). PyTorch is the reference: it
+framework, the :class:`~medbench.frameworks.base.Backend` API only). PyTorch is the reference: it
 calibrates each model's BatchNorm and exports the weights, and the Flax and Keras jobs load them.
 Calibration runs on 96 px images: at 28 px the last stage is 1x1, a single calibration batch leaves
 channels with running variances near 1e-15, and the eval-mode network becomes so ill-conditioned that
 torch float32 and float64 disagree by 1e4 in the logits, so no cross-framework comparison could mean anything.
 
-Stochastic depth in training mode is not reachable through the Framework API (only whole training steps
+Stochastic depth in training mode is not reachable through the Backend API (only whole training steps
 are), so one residual block per framework is checked in a small worker of this file, run the same way:
 ``python test_efficientnet.py worker_stochastic_depth '{"framework": ...}' OUT.npz``.
 

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from medbench.bench.check import CheckResult, compare, merge
-from medbench.bench.engines import PHASES, EngineRequest, EngineSpec, PreparedEngine, load_entry
+from medbench.bench.engines import EngineSpec, load_entry
+from medbench.frameworks.engine import PHASES, EngineRequest, PreparedEngine
 from medbench.timing import Chrono, LatencyStats, measure_latency, peak_rss_bytes
 
 OUTCOMES: tuple[str, ...] = ("ok", "wrong", "failed")

@@ -20,66 +20,14 @@ import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from typing import Any
 
 from medbench.errors import ConfigError
 
-# Phases an engine times inside ``prepare`` (the cell adds the first call and the measurement).
-PHASES: tuple[str, ...] = ("import", "build", "load_weights", "compile")
-
-Device = Literal["auto", "cpu", "gpu"]
-
-
-class Phases(Protocol):
-    """Times named phases; :class:`medbench.timing.Chrono` is one."""
-
-    def phase(self, name: str) -> AbstractContextManager[None]: ...
-
-
-@dataclass(frozen=True)
-class EngineRequest:
-    """What an engine is asked to prepare: one model at one image size, with given weights.
-
-    ``weights`` is a PyTorch-named safetensors file (loaded through the back-end's ``load_state_dict``);
-    ``artifact`` the exported model an ONNX engine runs instead. ``batch_sizes`` are the shapes the cell will
-    call with, so an engine may compile them ahead of time if that is its nature.
-    """
-
-    model: str
-    image_size: int
-    in_channels: int
-    num_classes: int
-    weights: Path
-    batch_sizes: tuple[int, ...] = (1,)
-    threads: int | None = None
-    device: Device = "auto"
-    artifact: Path | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)  # engine-specific, e.g. torch.compile's mode
-
-
-def _no_sync() -> None:
-    """The sync of an engine whose call returns only when its work is done."""
-
-
-@dataclass
-class PreparedEngine:
-    """A ready engine: ``predict(images) -> logits`` on numpy arrays, and how to wait for its device.
-
-    ``info`` is recorded with the result: framework versions, the device, the runtime settings applied.
-    ``gpu_peak_bytes`` returns the device-memory peak (None on CPU).
-    """
-
-    predict: Callable[[np.ndarray], np.ndarray]
-    sync: Callable[[], None] = _no_sync
-    info: dict[str, Any] = field(default_factory=dict)
-    gpu_peak_bytes: Callable[[], int | None] | None = None
-
+# the interface an engine implements lives beside the back-ends that implement it
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 PrepareFn = Callable[[EngineRequest, Phases], PreparedEngine]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medbench.bench.engines import EngineRequest, Phases, PreparedEngine
 from medbench.environment import cpu_model
 from medbench.errors import ConfigError
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 _GPU_PROVIDER = "CUDAExecutionProvider"
 _CPU_PROVIDER = "CPUExecutionProvider"

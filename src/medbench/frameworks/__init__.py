@@ -8,12 +8,21 @@ sub-package and three frameworks, one per Keras backend (``keras`` is Keras on T
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 FRAMEWORKS: tuple[str, ...] = ("torch", "jax", "keras", "keras-jax", "keras-torch")
 # framework -> the sub-package of medbench.frameworks that implements it
 PACKAGES: dict[str, str] = {"keras-jax": "keras", "keras-torch": "keras"}
 # framework -> the extra that installs it (medbench[...]); the Keras backends need Keras and their backend
 EXTRAS: dict[str, str] = {"keras-jax": "keras,jax", "keras-torch": "keras,torch"}
+# framework -> the top-level modules it needs, found without importing them
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "jax": ("jax", "flax", "optax"),
+    "keras": ("keras", "tensorflow"),
+    "keras-jax": ("keras", "jax"),
+    "keras-torch": ("keras", "torch"),
+}
 
 
 def package_of(name: str) -> str:
@@ -21,17 +30,26 @@ def package_of(name: str) -> str:
     return PACKAGES.get(name, name)
 
 
+_BACKENDS: dict[str, object] = {}  # one back-end per framework and process, made on first use
+
+
 def get_framework(name: str):
-    """Imports and returns the back-end called ``name`` (an instance of ``base.Framework``)."""
+    """The back-end of framework ``name`` (a :class:`~medbench.frameworks.base.Backend`), checked importable.
+
+    The framework's modules are only looked for here; the framework itself is imported by the first call
+    that needs it, after :meth:`~medbench.frameworks.base.Backend.configure`.
+    """
     from medbench.errors import ConfigError
+    from medbench.frameworks.base import Backend
 
     if name not in FRAMEWORKS:
         raise ConfigError(f"Unknown framework {name!r}.", f"Choose one of {', '.join(FRAMEWORKS)}.")
-    try:
-        module = importlib.import_module(f"medbench.frameworks.{package_of(name)}")
-    except ImportError as err:
-        raise ConfigError(
-            f"The {name} back-end cannot be imported ({err}).",
-            f"Install it with `pip install 'medbench[{EXTRAS.get(name, name)}]'`.",
-        ) from err
-    return getattr(module, "FRAMEWORKS", {name: module.FRAMEWORK})[name]
+    if name not in _BACKENDS:
+        missing = [module for module in REQUIRES[name] if importlib.util.find_spec(module) is None]
+        if missing:
+            raise ConfigError(
+                f"The {name} back-end needs {', '.join(missing)}, which is not installed.",
+                f"Install it with `pip install 'medbench[{EXTRAS.get(name, name)}]'`.",
+            )
+        _BACKENDS[name] = Backend(name, package_of(name))
+    return _BACKENDS[name]

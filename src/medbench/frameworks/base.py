@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -132,83 +132,197 @@ class Trainer(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot load a training state yet")
 
 
-class Framework(abc.ABC):
-    """One deep-learning framework behind medbench's interface."""
+# ---- the back-end contract -----------------------------------------------------------------------------------
+# Every back-end is a sub-package of medbench.frameworks with the same modules, each exporting the functions
+# below (the protocols say their signatures; ``tests/frameworks/test_contract.py`` checks every back-end
+# against them without importing a framework). ``rt`` is the back-end's own runtime object, made by
+# ``runtime.configure``. One :class:`Backend` object calls them for every framework, so shared code never
+# imports a back-end module and a back-end holds no object of its own.
 
-    name: ClassVar[str]
 
-    # ---- runtime --------------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def configure(self, settings: RuntimeSettings) -> dict[str, Any]:
-        """Applies threads, device and precision before any model is built; returns what was applied."""
+class RuntimeModule(Protocol):
+    def configure(self, settings: RuntimeSettings, *, framework: str) -> tuple[Any, dict[str, Any]]:
+        """Applies threads, device and precision before the framework is imported; returns (rt, applied)."""
 
-    @abc.abstractmethod
-    def synchronize(self) -> None:
+    def synchronize(self, rt: Any) -> None:
         """Blocks until queued device work is done, so a clock read after it is honest."""
 
-    @abc.abstractmethod
     def versions(self) -> dict[str, str]:
         """The versions of the framework and its companion libraries."""
 
-    @abc.abstractmethod
-    def device_name(self) -> str:
+    def device_name(self, rt: Any) -> str:
         """A human-readable name of the device in use (CPU model or GPU model)."""
 
+    def gpu_peak(self, rt: Any) -> Callable[[], int | None] | None:
+        """A function reading the peak device memory in bytes since start, or None on a CPU."""
+
+
+class ModelsModule(Protocol):
+    def build_model(
+        self, rt: Any, family: str, options: dict[str, Any], *, num_classes: int, in_channels: int,
+        image_size: int, seed: int,
+    ) -> Any:  # fmt: skip
+        """A model of a resolved ``family`` (:func:`medbench.frameworks.families.resolve_model`), seeded."""
+
+    def count_params(self, model: Any) -> int:
+        """Trainable parameters (BatchNorm running statistics are not counted)."""
+
+    def predict(self, rt: Any, model: Any, images: np.ndarray) -> np.ndarray:
+        """Eval-mode float32 logits of an NHWC float32 batch."""
+
+
+class TrainModule(Protocol):
+    def create_trainer(
+        self, model: Any, rt: Any, *, optimizer: OptimizerSpec, loss: LossName, label_smoothing: float,
+        class_weights: Sequence[float] | None, plan: TrainPlan | None,
+    ) -> Trainer:  # fmt: skip
+        """A :class:`Trainer` of ``model`` (see :meth:`Backend.create_trainer`)."""
+
+
+class ConvertModule(Protocol):
+    def state_dict(self, model: Any) -> dict[str, np.ndarray]:
+        """The model's weights as PyTorch-named, PyTorch-layout numpy arrays."""
+
+    def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
+        """Copies PyTorch-named, PyTorch-layout arrays into ``model``; raises on missing or misshapen names."""
+
+
+class WeightsModule(Protocol):
+    def save_weights(self, model: Any, path: str | Path) -> Path:
+        """Saves in the framework's own format; returns the path written."""
+
+    def load_weights(self, model: Any, path: str | Path) -> None:
+        """Loads weights saved by ``save_weights``, checking names and shapes."""
+
+
+class ProfileModule(Protocol):
+    def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
+        """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
+
+
+class LayersModule(Protocol):
+    def tag_noise_sites(self, model: Any) -> dict[str, float]:
+        """Tells each noise layer its PyTorch path; returns path -> drop probability where it is above 0."""
+
+
+# module name -> its protocol: what every back-end package provides (``infer.py``'s engine functions are
+# named by the engine registry, :mod:`medbench.bench.engines`, instead)
+CONTRACT: dict[str, type] = {
+    "runtime": RuntimeModule,
+    "models": ModelsModule,
+    "train": TrainModule,
+    "convert": ConvertModule,
+    "weights": WeightsModule,
+    "profile": ProfileModule,
+    "layers": LayersModule,
+}
+
+
+class Backend:
+    """One framework behind medbench's interface: the contract's modules of its package, loaded by name.
+
+    ``name`` is the framework (``keras-jax``), ``package`` the sub-package implementing it (``keras``). The
+    only state is the runtime made by :meth:`configure`; :func:`medbench.frameworks.get_framework` keeps one
+    back-end per framework and process (each framework run has a process of its own).
+    """
+
+    def __init__(self, name: str, package: str) -> None:
+        self.name = name
+        self.package = package
+        self._runtime: Any = None
+        self.applied: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    def module(self, name: str) -> Any:
+        """The back-end's contract module ``name`` (imported on first use; importing it may import the
+        framework, so configure first)."""
+        if name not in CONTRACT and name != "infer":
+            raise ValueError(f"{name!r} is not a module of the back-end contract")
+        return importlib.import_module(f"medbench.frameworks.{self.package}.{name}")
+
+    # ---- runtime --------------------------------------------------------------------------------------
+    def configure(self, settings: RuntimeSettings) -> dict[str, Any]:
+        """Applies threads, device and precision before any model is built; returns what was applied."""
+        self._runtime, self.applied = self.module("runtime").configure(settings, framework=self.name)
+        return dict(self.applied)
+
+    @property
+    def runtime(self) -> Any:
+        """The back-end's runtime object; the defaults, for callers that never configure."""
+        if self._runtime is None:
+            self.configure(RuntimeSettings())
+        return self._runtime
+
+    def synchronize(self) -> None:
+        """Blocks until queued device work is done, so a clock read after it is honest."""
+        self.module("runtime").synchronize(self.runtime)
+
+    def versions(self) -> dict[str, str]:
+        """The versions of the framework and its companion libraries."""
+        rt = self.module("runtime")
+        self.runtime  # noqa: B018  (configured first: Keras reads its backend when imported)
+        return rt.versions()
+
+    def device_name(self) -> str:
+        """A human-readable name of the device in use (CPU model or GPU model)."""
+        return self.module("runtime").device_name(self.runtime)
+
+    def gpu_peak(self) -> Callable[[], int | None] | None:
+        """Reads the peak device memory in bytes (for :func:`medbench.timing.memory_usage`); None on a CPU."""
+        return self.module("runtime").gpu_peak(self.runtime)
+
     # ---- models ---------------------------------------------------------------------------------------
-    @abc.abstractmethod
     def build_model(
         self, name: str, *, num_classes: int, in_channels: int, image_size: int, seed: int = 0, **options: Any
     ) -> Any:
         """Builds a registered model (see :mod:`medbench.models`) with freshly initialised weights."""
+        from medbench.frameworks.families import check_build_args, resolve_model
 
-    @abc.abstractmethod
+        check_build_args(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+        family, resolved = resolve_model(name, options)
+        rt = self.runtime
+        return self.module("models").build_model(
+            rt, family, resolved, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+            seed=seed,
+        )  # fmt: skip
+
     def count_params(self, model: Any) -> int:
-        """Trainable parameters plus BatchNorm running statistics are *not* counted: trainable only."""
+        """Trainable parameters; BatchNorm running statistics are *not* counted."""
+        return self.module("models").count_params(model)
 
-    @abc.abstractmethod
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Eval-mode logits for an NHWC float32 batch, as a numpy array."""
-
-    # Every back-end has the same module names (profile, convert, weights), so the methods below delegate to
-    # ``medbench.frameworks.<name>.<module>`` here, once, instead of in each back-end; the import stays lazy.
-    @property
-    def package(self) -> str:
-        """The sub-package of ``medbench.frameworks`` holding this back-end's modules (Keras: one for three)."""
-        return self.name
-
-    def _backend_module(self, module: str):
-        return importlib.import_module(f"medbench.frameworks.{self.package}.{module}")
+        return self.module("models").predict(self.runtime, model, images)
 
     def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
         """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
-        return self._backend_module("profile").flops_per_image(
-            model, image_size=image_size, in_channels=in_channels
-        )
+        return self.module("profile").flops_per_image(model, image_size=image_size, in_channels=in_channels)
 
     def noise_layers(self, model: Any) -> dict[str, float]:
         """PyTorch path -> drop probability of every layer of ``model`` that draws noise (``p > 0``), each
         told its path, so a mask handed to ``train_step`` by that name reaches it (shared noise)."""
-        return self._backend_module("layers").tag_noise_sites(model)
+        return self.module("layers").tag_noise_sites(model)
 
     # ---- weights --------------------------------------------------------------------------------------
     def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray], *, strict: bool = True) -> None:
         """Copies PyTorch-named, PyTorch-layout arrays into ``model``; raises on missing or misshapen names."""
-        self._backend_module("convert").load_state_dict(model, state, strict=strict)
+        self.module("convert").load_state_dict(model, state, strict=strict)
 
     def state_dict(self, model: Any) -> dict[str, np.ndarray]:
         """The model's weights as PyTorch-named, PyTorch-layout numpy arrays."""
-        return self._backend_module("convert").state_dict(model)
+        return self.module("convert").state_dict(model)
 
     def save_weights(self, model: Any, path: str | Path) -> Path:
         """Saves in this framework's own format; returns the path written."""
-        return self._backend_module("weights").save_weights(model, path)
+        return self.module("weights").save_weights(model, path)
 
     def load_weights(self, model: Any, path: str | Path) -> None:
         """Loads weights saved by :meth:`save_weights`, checking names and shapes."""
-        self._backend_module("weights").load_weights(model, path)
+        self.module("weights").load_weights(model, path)
 
     # ---- training -------------------------------------------------------------------------------------
-    @abc.abstractmethod
     def create_trainer(
         self,
         model: Any,
@@ -226,3 +340,7 @@ class Framework(abc.ABC):
         ``plan`` (fine-tuning) says which parameters train and at which learning-rate scale; ``None``
         trains every parameter at the step's learning rate, every BatchNorm in training mode.
         """
+        return self.module("train").create_trainer(
+            model, self.runtime, optimizer=optimizer, loss=loss, label_smoothing=label_smoothing,
+            class_weights=class_weights, plan=plan,
+        )  # fmt: skip

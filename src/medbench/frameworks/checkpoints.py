@@ -174,7 +174,7 @@ def load_torchvision_checkpoint(framework: Any, model: Any, path: str | Path, *,
     """Loads a torchvision-format checkpoint (``.pth`` or ``.safetensors``) into any back-end's ``model``.
 
     Args:
-        framework: a :class:`medbench.frameworks.base.Framework` (e.g. ``get_framework("jax")``).
+        framework: a :class:`medbench.frameworks.base.Backend` (e.g. ``get_framework("jax")``).
         model: a model that framework built.
         path: the checkpoint; read with :func:`read_state_dict`, so no code in it can run.
         strict: fail on missing or unexpected names (shape mismatches always fail).

@@ -2,7 +2,7 @@
 
 :func:`describe` (used by ``medbench models``) starts ``python -m medbench.frameworks.describe`` once per
 framework, because frameworks must not share a process (import clashes, thread settings); the child builds
-every requested model through the framework's :class:`~medbench.frameworks.base.Framework`, and prints one
+every requested model through the framework's :class:`~medbench.frameworks.base.Backend`, and prints one
 JSON object on its last stdout line. A model that fails to build is reported with its error, not fatal.
 
 :func:`describe_cached` keeps what was measured under ``$MEDBENCH_HOME/cache/``, keyed by everything the

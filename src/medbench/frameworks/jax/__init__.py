@@ -12,9 +12,3 @@ call; see ``train.py``).
 Modules, named as in the other back-ends: ``runtime``, ``layers``, ``models``, ``convert``, ``weights``,
 ``train``, ``profile``. Importing this package does not import JAX.
 """
-
-from medbench.frameworks.jax.framework import JaxFramework
-
-FRAMEWORK = JaxFramework()
-
-__all__ = ["FRAMEWORK", "JaxFramework"]

@@ -15,18 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from medbench.bench.engines import EngineRequest, Phases, PreparedEngine
 from medbench.frameworks.base import RuntimeSettings
 from medbench.frameworks.checkpoints import read_state_dict
-
-
-def _gpu_peak():
-    import jax
-
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return None
-    return lambda: (device.memory_stats() or {}).get("peak_bytes_in_use")
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 
 def _materialize(abstract):
@@ -78,4 +69,4 @@ def prepare_jit(request: EngineRequest, phases: Phases) -> PreparedEngine:
         return np.asarray(runtime.keep(forward(state, images)))
 
     info = {"versions": fw.versions(), "device": fw.device_name(), "runtime": applied}
-    return PreparedEngine(predict, fw.synchronize, info, _gpu_peak())
+    return PreparedEngine(predict, fw.synchronize, info, fw.gpu_peak())

@@ -65,7 +65,7 @@ def pin_threads(threads: int) -> list[int]:
     return chosen
 
 
-def configure(settings: RuntimeSettings) -> tuple[JaxRuntime, dict[str, Any]]:
+def configure(settings: RuntimeSettings, *, framework: str = "jax") -> tuple[JaxRuntime, dict[str, Any]]:
     if _backends_started() and (settings.threads is not None or settings.deterministic):
         raise ConfigError(
             "JAX's backend is already running, so XLA flags and thread pinning can no longer apply.",
@@ -136,3 +136,13 @@ def device_name(runtime: JaxRuntime) -> str:
     from medbench.environment import cpu_model
 
     return cpu_model() or "cpu"
+
+
+def gpu_peak(runtime: JaxRuntime):
+    """Reads the device's peak bytes in use (XLA's memory statistics); None on a CPU."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    return lambda: (device.memory_stats() or {}).get("peak_bytes_in_use")

@@ -307,3 +307,8 @@ def _restore(value: np.ndarray, like):
     if _is_key(like):
         return jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(like))
     return jnp.asarray(value, dtype=like.dtype)
+
+
+def create_trainer(model: nnx.Module, rt, **options) -> JaxTrainer:
+    """The back-end contract's trainer (medbench.frameworks.base.TrainModule)."""
+    return JaxTrainer(model, rt, **options)

@@ -7,11 +7,3 @@ before Keras is imported). FLOP counting uses TensorFlow where it is installed.
 Modules, named as in the other back-ends: ``runtime``, ``layers``, ``models``, ``convert``, ``weights``,
 ``train``, ``steps``, ``profile``. Importing this package imports neither Keras nor a backend.
 """
-
-from medbench.frameworks.keras.framework import KerasFramework
-
-# framework name -> back-end object; only the one a process configures is ever used in it
-FRAMEWORKS = {name: KerasFramework(name) for name in ("keras", "keras-jax", "keras-torch")}
-FRAMEWORK = FRAMEWORKS["keras"]
-
-__all__ = ["FRAMEWORK", "FRAMEWORKS", "KerasFramework"]

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from medbench.bench.engines import EngineRequest, Phases, PreparedEngine
 from medbench.errors import ConfigError
 from medbench.frameworks.base import RuntimeSettings
 from medbench.frameworks.checkpoints import read_state_dict
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 
 def _build(request: EngineRequest, phases: Phases, *, backends: tuple[str, ...]):
@@ -57,24 +57,6 @@ def _build(request: EngineRequest, phases: Phases, *, backends: tuple[str, ...])
     return fw, model, info
 
 
-def _gpu_peak(fw):
-    rt = fw.runtime
-    if rt.device == "cpu":
-        return None
-    if rt.backend == "tensorflow":
-        import tensorflow as tf
-
-        return lambda: int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    if rt.backend == "torch":
-        import torch
-
-        return lambda: int(torch.cuda.max_memory_allocated())
-    import jax
-
-    device = jax.devices()[0]
-    return lambda: (device.memory_stats() or {}).get("peak_bytes_in_use")
-
-
 def prepare_direct(request: EngineRequest, phases: Phases) -> PreparedEngine:
     """``model(x, training=False)`` on the TensorFlow or torch backend, eagerly."""
     fw, model, info = _build(request, phases, backends=("tensorflow", "torch"))
@@ -92,7 +74,7 @@ def prepare_direct(request: EngineRequest, phases: Phases) -> PreparedEngine:
             with torch.no_grad():  # Keras variables require grad: without this every call records a graph
                 return keras.ops.convert_to_numpy(model(images, training=False))
 
-    return PreparedEngine(predict, fw.synchronize, info, _gpu_peak(fw))
+    return PreparedEngine(predict, fw.synchronize, info, fw.gpu_peak())
 
 
 def prepare_tf_xla(request: EngineRequest, phases: Phases) -> PreparedEngine:
@@ -107,7 +89,7 @@ def prepare_tf_xla(request: EngineRequest, phases: Phases) -> PreparedEngine:
         return forward(tf.convert_to_tensor(images)).numpy()
 
     info["compile"] = {"tf.function": {"jit_compile": True}}
-    return PreparedEngine(predict, fw.synchronize, info, _gpu_peak(fw))
+    return PreparedEngine(predict, fw.synchronize, info, fw.gpu_peak())
 
 
 def prepare_jax_jit(request: EngineRequest, phases: Phases) -> PreparedEngine:
@@ -128,7 +110,7 @@ def prepare_jax_jit(request: EngineRequest, phases: Phases) -> PreparedEngine:
         return np.asarray(forward(trainable, non_trainable, images))
 
     info["compile"] = {"jax.jit": "model.stateless_call"}
-    return PreparedEngine(predict, fw.synchronize, info, _gpu_peak(fw))
+    return PreparedEngine(predict, fw.synchronize, info, fw.gpu_peak())
 
 
 # ---- ONNX export ------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 from medbench.errors import ConfigError
@@ -120,3 +121,30 @@ def build(family: str, options: dict[str, Any], *, num_classes: int, in_channels
             num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options
         )
     raise ConfigError(f"The keras back-end has no model family {family!r}.")
+
+
+# ---- the back-end contract (medbench.frameworks.base.ModelsModule) -----------------------------------------
+def build_model(
+    rt,
+    family: str,
+    options: dict[str, Any],
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    seed: int,
+) -> keras.Model:
+    """Seeds Keras (every backend's generators), then builds."""
+    keras.utils.set_random_seed(seed)
+    return build(family, options, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+
+
+def count_params(model: keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def predict(rt, model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Through the model's compiled eval-mode forward pass (``tf.function``, ``jax.jit``; torch: eager)."""
+    from medbench.frameworks.keras.steps import make_eval
+
+    return np.asarray(make_eval(rt.backend, model)(images), dtype=np.float32)

@@ -96,13 +96,15 @@ def _keep_tensorflow_out() -> None:
         pass
 
 
-def configure(
-    settings: RuntimeSettings, backend: str = DEFAULT_BACKEND
-) -> tuple[KerasRuntime, dict[str, Any]]:
-    """Sets ``KERAS_BACKEND`` to ``backend`` (overriding the environment: the framework name decides, and is
-    what the store records), applies ``settings`` to that backend, then imports Keras."""
-    if backend not in BACKEND_OF_FRAMEWORK.values():
-        raise ConfigError(f"Keras backend {backend!r} is not supported.", "Use tensorflow, jax or torch.")
+def configure(settings: RuntimeSettings, *, framework: str = "keras") -> tuple[KerasRuntime, dict[str, Any]]:
+    """Sets ``KERAS_BACKEND`` to the backend of ``framework`` (``keras`` -> TensorFlow, ``keras-jax``,
+    ``keras-torch``; overriding the environment: the framework name decides, and is what the store records),
+    applies ``settings`` to that backend, then imports Keras."""
+    backend = BACKEND_OF_FRAMEWORK.get(framework)
+    if backend is None:
+        raise ConfigError(
+            f"{framework!r} is not a Keras framework.", f"Use one of {', '.join(BACKEND_OF_FRAMEWORK)}."
+        )
     os.environ["KERAS_BACKEND"] = backend
     if "keras" in sys.modules:
         import keras
@@ -170,3 +172,21 @@ def device_name(runtime: KerasRuntime) -> str:
     from medbench.environment import cpu_model
 
     return cpu_model() or "cpu"
+
+
+def gpu_peak(runtime: KerasRuntime):
+    """Reads the backend's peak device memory in bytes; None on a CPU."""
+    if runtime.device == "cpu":
+        return None
+    if runtime.backend == "tensorflow":
+        import tensorflow as tf
+
+        return lambda: int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    if runtime.backend == "torch":
+        import torch
+
+        return lambda: int(torch.cuda.max_memory_allocated())
+    import jax
+
+    device = jax.devices()[0]
+    return lambda: (device.memory_stats() or {}).get("peak_bytes_in_use")

@@ -386,3 +386,8 @@ def _check_plan(plan: TrainPlan, params: Mapping, norms: Mapping, old: Mapping) 
             f"The training plan gives the groups {changed} other parameters than the current plan does.",
             "Give a group with other parameters a new name, so it starts with fresh optimizer state.",
         )
+
+
+def create_trainer(model, rt, **options) -> KerasTrainer:
+    """The back-end contract's trainer (medbench.frameworks.base.TrainModule)."""
+    return KerasTrainer(model, rt, **options)

@@ -4,9 +4,3 @@ Modules, named as in the other back-ends: ``runtime`` (threads, device, autocast
 (families with torchvision's names), ``convert`` (the naming convention), ``weights`` (safetensors and
 ``.pth``), ``train`` (the trainer), ``profile`` (FLOPs). Importing this package does not import torch.
 """
-
-from medbench.frameworks.torch.framework import TorchFramework
-
-FRAMEWORK = TorchFramework()
-
-__all__ = ["FRAMEWORK", "TorchFramework"]

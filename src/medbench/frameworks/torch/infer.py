@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from medbench.bench.engines import EngineRequest, Phases, PreparedEngine
 from medbench.frameworks.base import RuntimeSettings
 from medbench.frameworks.checkpoints import read_state_dict
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 
 def _build(request: EngineRequest, phases: Phases):
@@ -38,14 +38,6 @@ def _build(request: EngineRequest, phases: Phases):
     return fw, model, info
 
 
-def _gpu_peak(fw):
-    import torch
-
-    if fw.runtime.device != "cuda":
-        return None
-    return lambda: int(torch.cuda.max_memory_allocated())
-
-
 def _predictor(fw, module):
     import torch
 
@@ -61,7 +53,7 @@ def _predictor(fw, module):
 def prepare_eager(request: EngineRequest, phases: Phases) -> PreparedEngine:
     """``model(x)`` under ``torch.inference_mode()``, channels_last as the back-end sets it up."""
     fw, model, info = _build(request, phases)
-    return PreparedEngine(_predictor(fw, model), fw.synchronize, info, _gpu_peak(fw))
+    return PreparedEngine(_predictor(fw, model), fw.synchronize, info, fw.gpu_peak())
 
 
 def prepare_compiled(request: EngineRequest, phases: Phases) -> PreparedEngine:
@@ -77,7 +69,7 @@ def prepare_compiled(request: EngineRequest, phases: Phases) -> PreparedEngine:
     with phases.phase("compile"):  # only wraps the module; the compilation itself is the first call
         compiled = torch.compile(model, dynamic=False, mode=mode)
     info["compile"] = {"backend": "inductor", "mode": mode or "default", "dynamic": False}
-    return PreparedEngine(_predictor(fw, compiled), fw.synchronize, info, _gpu_peak(fw))
+    return PreparedEngine(_predictor(fw, compiled), fw.synchronize, info, fw.gpu_peak())
 
 
 # ---- ONNX export ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -169,3 +170,35 @@ def build(
             num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options
         )
     raise ConfigError(f"The torch back-end has no model family {family!r}.")
+
+
+# ---- the back-end contract (medbench.frameworks.base.ModelsModule) -----------------------------------------
+def build_model(
+    rt,
+    family: str,
+    options: dict[str, Any],
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    seed: int,
+) -> nn.Module:
+    """Seeds torch, builds, tags the noise layers, and moves the model to the runtime's device and layout."""
+    from medbench.frameworks.torch.layers import tag_noise_sites
+
+    torch.manual_seed(seed)
+    model = build(family, options, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    tag_noise_sites(model)
+    memory_format = torch.channels_last if rt.settings.channels_last else torch.contiguous_format
+    return model.to(device=rt.device, memory_format=memory_format)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def predict(rt, model: nn.Module, images: np.ndarray) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode(), rt.autocast():
+        logits = model(rt.to_input(images))
+    return logits.float().cpu().numpy()

@@ -49,7 +49,7 @@ class TorchRuntime:
         return x if self.settings.channels_last else x.contiguous()
 
 
-def configure(settings: RuntimeSettings) -> tuple[TorchRuntime, dict[str, Any]]:
+def configure(settings: RuntimeSettings, *, framework: str = "torch") -> tuple[TorchRuntime, dict[str, Any]]:
     """Applies ``settings`` to torch and returns the runtime plus what was applied (for the results store)."""
     if settings.deterministic:  # cuBLAS reads this when CUDA initialises
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -120,3 +120,12 @@ def device_name(runtime: TorchRuntime) -> str:
     from medbench.environment import cpu_model
 
     return cpu_model() or "cpu"
+
+
+def gpu_peak(runtime: TorchRuntime):
+    """Reads torch's peak allocated CUDA memory in bytes; None on a CPU."""
+    import torch
+
+    if runtime.device != "cuda":
+        return None
+    return lambda: int(torch.cuda.max_memory_allocated())

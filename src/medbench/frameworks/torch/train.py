@@ -241,3 +241,8 @@ def set_rng_state(state: dict) -> None:
 
 def _groups(groups: list[tuple[str | None, int]]) -> str:
     return ", ".join(f"{name or 'all'}: {n} tensors" for name, n in groups)
+
+
+def create_trainer(model: nn.Module, rt: TorchRuntime, **options) -> TorchTrainer:
+    """The back-end contract's trainer (medbench.frameworks.base.TrainModule)."""
+    return TorchTrainer(model, rt, **options)

@@ -1,0 +1,82 @@
+"""Every back-end against the back-end contract (``medbench.frameworks.base.CONTRACT``), function by function.
+
+As Keras 3's ``ops_test`` runs each op on every backend, this runs each contract function on every back-end
+package, but statically: the module's source is parsed, not imported, so no framework is needed and the
+check covers every back-end on every machine. That the functions also *behave* alike is what the
+equivalence, training and resume tests check through :class:`~medbench.frameworks.base.Backend`.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from medbench.frameworks import FRAMEWORKS, REQUIRES, get_framework, package_of
+from medbench.frameworks.base import CONTRACT, Backend
+
+PACKAGES = sorted({package_of(name) for name in FRAMEWORKS})
+ROOT = Path(__file__).resolve().parents[2] / "src" / "medbench" / "frameworks"
+CASES = [
+    (package, module, function)
+    for package in PACKAGES
+    for module, protocol in CONTRACT.items()
+    for function in sorted(
+        n for n, v in vars(protocol).items() if inspect.isfunction(v) and not n.startswith("_")
+    )
+]
+
+
+def _defined(package: str, module: str) -> dict[str, ast.FunctionDef]:
+    tree = ast.parse((ROOT / package / f"{module}.py").read_text())
+    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize(("package", "module", "function"), CASES, ids=lambda v: str(v))
+def test_each_backend_exports_each_contract_function_with_its_parameters(package, module, function):
+    found = _defined(package, module).get(function)
+    assert found is not None, f"medbench.frameworks.{package}.{module} has no {function}()"
+    wanted = inspect.signature(getattr(CONTRACT[module], function)).parameters
+    positional = [p.name for p in wanted.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    keyword = [p.name for p in wanted.values() if p.kind is p.KEYWORD_ONLY]
+    args = found.args
+    # positional parameters are passed by position: their number must match, their names may differ
+    assert len(args.args) >= len(positional), f"{package}.{module}.{function} takes too few arguments"
+    extra = args.args[len(positional) :]
+    assert len(args.defaults) >= len(extra), f"{package}.{module}.{function} requires more than {positional}"
+    names = {a.arg for a in args.args + args.kwonlyargs}
+    takes_any = args.kwarg is not None  # **options, passed on unchanged
+    missing = [k for k in keyword if k not in names and not takes_any]
+    assert not missing, f"{package}.{module}.{function} does not take {missing}"
+    # nothing beyond the contract is required: extra parameters have defaults
+    required_kw = {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None}
+    assert required_kw <= set(keyword), f"{package}.{module}.{function} requires {required_kw - set(keyword)}"
+
+
+def test_the_contract_is_every_module_the_backend_object_loads():
+    backend = Backend("torch", "torch")
+    with pytest.raises(ValueError, match="not a module of the back-end contract"):
+        backend.module("framework")
+    calls = {n for n, v in vars(Backend).items() if inspect.isfunction(v) or isinstance(v, property)}
+    # the object is the contract's one user: every method goes through a contract module
+    source = inspect.getsource(Backend)
+    for module in CONTRACT:
+        assert f'self.module("{module}")' in source, module
+    assert {"configure", "build_model", "create_trainer", "gpu_peak"} <= calls
+
+
+def test_a_framework_without_its_modules_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from medbench import frameworks
+    from medbench.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(frameworks, "_BACKENDS", {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flax" else real(n, *a))
+    with pytest.raises(ConfigError, match="needs flax") as info:
+        get_framework("jax")
+    assert "medbench[jax]" in info.value.fix
+    assert set(REQUIRES) == set(FRAMEWORKS)
