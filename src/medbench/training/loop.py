@@ -349,7 +349,7 @@ def record_result(state: RunState, *, store, metrics: dict[str, Any]) -> None:
         "noise_sites": noise.describe() if noise else {},
     }
     metrics["finetune"] = {**state.tuning.describe(0), "init_weights": state.init_record}
-    timings = {**state.chrono.summary(), **_per_epoch(progress), **memory_usage(_gpu_peak(state.fw))}
+    timings = {**state.chrono.summary(), **_per_epoch(progress), **memory_usage(state.fw.gpu_peak())}
     store.finish_run(progress.run_id, metrics=metrics, timings=timings, checkpoint_path=str(state.run_dir))
 
 
@@ -357,10 +357,6 @@ def _per_epoch(progress: Progress) -> dict[str, float]:
     """Training time per epoch over every epoch the run trained, in this process and in earlier ones."""
     epochs = max(1, progress.epochs_done)
     return {"train_s_per_epoch": progress.train_s / epochs, "train_s_all_processes": progress.train_s}
-
-
-def _gpu_peak(fw):
-    return getattr(fw, "gpu_peak_bytes", None)
 
 
 def _title(config: RunConfig) -> str:
