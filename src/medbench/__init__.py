@@ -7,15 +7,13 @@ on first use, so ``import medbench`` stays fast and framework-free.
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
 _API = ("train", "resume", "evaluate", "run_experiment", "plan_experiment", "load_results", "make_config")
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # no import here: `import medbench` runs nothing it need not
     if name in _API:
         from medbench import api
 
