@@ -18,7 +18,29 @@ def test_repeats_become_a_median_with_its_range():
     assert sorted(cell.throughput) == [1, 64]
     batch, best = cell.best_throughput
     assert batch == 64 and best.median == pytest.approx(1000.0)  # 2000 / median of (1, 3, 2)
-    assert cell.fraction_of_peak == pytest.approx(1e6 * 1000.0 / 1e10)
+    assert cell.achieved_flops_per_s == pytest.approx(1e6 * 1000.0)
+    assert cell.fraction_of_best_kernel == pytest.approx(1e6 * 1000.0 / 1e10)
+    assert cell.fraction_of_fma_peak == pytest.approx(1e6 * 1000.0 / 4e10)
+
+
+def test_the_table_shows_both_percentages_each_labelled():
+    # 2 GFLOP per image x 100 img/s at batch 64 = 200 GFLOP/s, of 500 (FMA peak) and of 250 (best kernel)
+    (table,) = table_rows(
+        aggregate(
+            [row("torch-eager", 28, throughput={1: 50.0, 64: 100.0}, flops=2e9, peak=2.5e11, fma_peak=5e11)]
+        )
+    )
+    assert table["% of FMA peak"] == "40.0" and table["% of best kernel"] == "80.0"
+    assert "% of peak" not in table
+
+
+def test_an_old_row_with_one_peak_reads_as_a_percentage_of_the_best_kernel():
+    old = row("torch-eager", 28, throughput={1: 50.0, 64: 100.0}, flops=2e9, peak=4e11, legacy_peak=True)
+    assert "best_kernel_flops_per_s" not in old["metrics"]  # as such rows were stored
+    (cell,) = aggregate([old])
+    assert cell.best_kernel_flops_per_s == 4e11 and cell.fma_peak_flops_per_s is None
+    (table,) = table_rows([cell])
+    assert table["% of best kernel"] == "50.0" and table["% of FMA peak"] == "-"
 
 
 def test_cells_are_grouped_by_model_engine_and_size_in_plan_order():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,9 +61,11 @@ def _check_session(store_path, engines):
         m = r.metrics
         assert m["check_max_abs_diff"] <= 1e-3 and m["latency_count"] >= 2 and m["b8_images_per_s"] > 0
         assert m["cold_start_s"] > m["import_s"] > 0 and m["interpreter_start_s"] > 0
-        assert m["flops_per_image"] > 0 and m["fraction_of_peak"] > 0
+        assert m["flops_per_image"] > 0 and m["fraction_of_best_kernel"] > 0 and m["fraction_of_fma_peak"] > 0
+        assert m["fraction_of_fma_peak"] < 1.0  # nothing beats the theoretical peak
     (peak,) = store.list_runs(kind=PEAK_KIND)
-    assert peak.status == "completed" and peak.metrics["peak_flops_per_s"] > 0
+    assert peak.status == "completed" and peak.metrics["best_kernel_flops_per_s"] > 0
+    assert peak.metrics["fma_peak_flops_per_s"] > 0 and peak.metrics["fma_peak"]["cores"] == 1
     return rows
 
 
@@ -77,6 +80,7 @@ def test_quick_bench_with_torch_jax_and_onnx_writes_rows_table_and_plots(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     _check_session(store, engines)
     assert "inference: median over repeats" in result.stdout
+    assert "FMA peak" in result.stdout and "best kernel" in result.stdout  # what the percentages divide by
     assert all(e in result.stdout for e in engines)
     # --quick measures one size: no latency-vs-size line (a plot only when it has something to show)
     assert sorted(p.name for p in plots.iterdir()) == [
@@ -124,3 +128,27 @@ def test_bench_report_reads_a_stored_session_and_draws_it(tmp_path):
     assert len(list((tmp_path / "plots").glob("*.png"))) == 3
     missing = medbench("bench-report", "--store", str(tmp_path / "r.sqlite"), "--session", "nope")
     assert missing.returncode == 2 and "No benchmark session 'nope'" in missing.stderr
+
+
+def test_bench_report_prints_both_percentages_and_what_they_divide_by(tmp_path):
+    store = _store_with_rows(tmp_path / "r.sqlite")
+    fma = {"method": "measured", "cores": 2, "clock_ghz": 4.1, "vector": "avx512", "fma_units": 2}
+    metrics = {
+        "fma_peak_flops_per_s": 5.248e11,
+        "fma_peak": {**fma, "lanes_per_cycle": 32},
+        "best_kernel_flops_per_s": 2.5e11,
+        "best_kernel_source": "torch_conv3x3",
+        "threads": 2,
+    }
+    peak_id = store.start_run(kind=PEAK_KIND, config={}, framework="numpy", experiment="bench-test")
+    store.finish_run(peak_id, metrics=metrics)
+    result = medbench("bench-report", "--store", str(store.path))
+    assert result.returncode == 0, result.stderr
+    assert "% of FMA peak" in result.stdout and "% of best kernel" in result.stdout
+    assert "FMA peak 525 GFLOP/s = 2 cores x 4.10 GHz (measured)" in result.stdout
+    assert "best kernel 250.0 GFLOP/s: torch conv3x3" in result.stdout
+    data = json.loads(medbench("bench-report", "--store", str(store.path), "--format", "json").stdout)
+    # rows.row: 1e6 FLOP per image x 2000 img/s (batch 64, p50 1 ms) = 2 GFLOP/s
+    torch28 = next(r for r in data["inference"] if (r["engine"], r["size"]) == ("torch-eager", 28))
+    assert torch28["fraction_of_best_kernel_pct"] == pytest.approx(100 * 2e9 / 1e10)
+    assert torch28["fraction_of_fma_peak_pct"] == pytest.approx(100 * 2e9 / 4e10)

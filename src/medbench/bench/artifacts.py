@@ -6,8 +6,9 @@
   from the same weights. Every engine loads these weights and is checked against these logits.
 - ``export``: an exported model made by another framework (the Keras/TensorFlow ONNX file), in a process
   with that framework's ``KERAS_BACKEND``.
-- ``matmul_peak``: the machine's float32 matrix-multiply rate (numpy and PyTorch), the yardstick of each
-  engine's achieved FLOP/s.
+- ``kernel_peak``: the fastest float32 kernel of the installed frameworks (numpy's and PyTorch's matrix
+  products, PyTorch's 3x3 convolution), one of the two yardsticks of each engine's achieved FLOP/s (the
+  other, the FMA peak, is measured by :mod:`medbench.bench.peak` without any framework).
 
 Separate processes keep the parent (the CLI) free of framework imports and keep these imports out of the
 measured cells. The parent calls :func:`run_task`, which returns the task's JSON result or raises
@@ -35,7 +36,7 @@ REFERENCE_FILE = "reference.npy"
 
 
 class ArtifactError(MedbenchError):
-    """A session task (reference, export, matmul peak) failed; the reason says how."""
+    """A session task (reference, export, kernel peak) failed; the reason says how."""
 
 
 # ---- reference ---------------------------------------------------------------------------------------------
@@ -166,10 +167,14 @@ def _export_guarded(
         return {"error": _one_line(err)}
 
 
-# ---- matmul peak -------------------------------------------------------------------------------------------
+# ---- best kernel -------------------------------------------------------------------------------------------
+
+# A 3x3 convolution as ResNet's early stages run it: on CPUs whose GEMM is not the fastest path (oneDNN's
+# direct convolutions beat torch's sgemm here) it is the best a framework reaches.
+CONV_SHAPE = {"batch": 128, "channels": 64, "spatial": 32}
 
 
-def _matmul_rate(fn, n: int, sync=None) -> dict[str, float]:
+def _rate(fn, flops: float, sync=None) -> dict[str, float]:
     from medbench.timing import measure_latency
 
     stats = measure_latency(
@@ -182,7 +187,6 @@ def _matmul_rate(fn, n: int, sync=None) -> dict[str, float]:
         max_duration_s=20.0,
         warmup_max_s=10.0,
     )
-    flops = 2 * n**3
     return {
         "flops_per_s": flops / (stats.min_ms / 1e3),
         "median_flops_per_s": flops / (stats.p50_ms / 1e3),
@@ -192,19 +196,45 @@ def _matmul_rate(fn, n: int, sync=None) -> dict[str, float]:
     }
 
 
-def matmul_peak(*, threads: int | None = None, device: str = "auto", n: int = 2048) -> dict[str, Any]:
-    """float32 ``n x n`` matrix products per second, numpy and PyTorch; the best is the machine's peak.
+def _torch_rates(torch, a: np.ndarray, b: np.ndarray, n: int, device: str) -> dict[str, Any]:
+    """torch's matrix product and 3x3 convolutions (NCHW and channels-last) on the CPU, and on CUDA when
+    there is one and ``device`` allows it."""
+    batch, channels, spatial = CONV_SHAPE["batch"], CONV_SHAPE["channels"], CONV_SHAPE["spatial"]
+    conv_flops = 2 * batch * spatial**2 * channels * channels * 9
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, spatial, spatial, generator=gen)
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
+    devices = ["cpu"] + (["cuda"] if device != "cpu" and torch.cuda.is_available() else [])
+    rates: dict[str, Any] = {}
+    with torch.inference_mode():
+        for dev in devices:
+            prefix, sync = ("torch", None) if dev == "cpu" else ("torch_cuda", torch.cuda.synchronize)
+            ta, tb = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
+            rates[f"{prefix}_matmul"] = _rate(lambda ta=ta, tb=tb: torch.mm(ta, tb), 2 * n**3, sync)
+            for layout, memory_format in (
+                ("", torch.contiguous_format),
+                ("_channels_last", torch.channels_last),
+            ):
+                xd = x.to(dev).contiguous(memory_format=memory_format)
+                cd = conv.to(dev).to(memory_format=memory_format)
+                rates[f"{prefix}_conv3x3{layout}"] = _rate(lambda xd=xd, cd=cd: cd(xd), conv_flops, sync)
+    return rates
 
-    A peak is what the machine can do, so each library's rate is that of its *fastest* call: on a shared
-    machine the median call is slowed by whatever else runs (the median rate is recorded beside it).
-    Threads come from the environment (``OMP_NUM_THREADS`` and friends, set by the parent before numpy
-    started) and ``torch.set_num_threads``. On a GPU the PyTorch CUDA figure is the peak the GPU engines are
-    held to.
+
+def kernel_peak(*, threads: int | None = None, device: str = "auto", n: int = 2048) -> dict[str, Any]:
+    """The fastest float32 kernels of the installed frameworks: ``n x n`` matrix products (numpy, PyTorch)
+    and, with PyTorch, a 3x3 convolution (batch 128, 64->64 channels, 32x32); the best is the ceiling that
+    "% of best kernel" divides by (see :mod:`medbench.bench.peak`).
+
+    Each kernel's rate is that of its *fastest* call: on a shared machine the median call is slowed by
+    whatever else runs (the median rate is recorded beside it). Threads come from the environment
+    (``OMP_NUM_THREADS`` and friends, set by the parent before numpy started) and ``torch.set_num_threads``.
+    On a GPU the best PyTorch CUDA kernel is the ceiling the GPU engines are held to.
     """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    rates: dict[str, Any] = {"numpy": _matmul_rate(lambda: a @ b, n)}
+    rates: dict[str, Any] = {"numpy_matmul": _rate(lambda: a @ b, 2 * n**3)}
     try:
         import torch
     except ImportError:
@@ -212,25 +242,24 @@ def matmul_peak(*, threads: int | None = None, device: str = "auto", n: int = 20
     if torch is not None:
         if threads:
             torch.set_num_threads(threads)
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        rates["torch"] = _matmul_rate(lambda: torch.mm(ta, tb), n)
-        if device != "cpu" and torch.cuda.is_available():
-            ga, gb = ta.cuda(), tb.cuda()
-            rates["torch_cuda"] = _matmul_rate(lambda: torch.mm(ga, gb), n, sync=torch.cuda.synchronize)
-    source = "torch_cuda" if "torch_cuda" in rates else max(rates, key=lambda k: rates[k]["flops_per_s"])
+        rates.update(_torch_rates(torch, a, b, n, device))
+    cuda = [k for k in rates if k.startswith("torch_cuda")]
+    source = max(cuda or rates, key=lambda k: rates[k]["flops_per_s"])
     return {
         "n": n,
+        "conv_shape": CONV_SHAPE,
         "dtype": "float32",
         "threads": threads,
+        "device": "cuda" if cuda else "cpu",
         "rates": rates,
-        "peak_flops_per_s": rates[source]["flops_per_s"],
-        "peak_source": source,
+        "best_kernel_flops_per_s": rates[source]["flops_per_s"],
+        "best_kernel_source": source,
     }
 
 
 # ---- process plumbing --------------------------------------------------------------------------------------
 
-TASKS = {"reference": make_reference, "export": export, "matmul_peak": matmul_peak}
+TASKS = {"reference": make_reference, "export": export, "kernel_peak": kernel_peak}
 
 
 def _one_line(err: BaseException) -> str:

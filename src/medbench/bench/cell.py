@@ -13,7 +13,8 @@
    and duration, the engine's ``sync`` before every clock read). Batch 1 is the single-stream latency; each
    batch size gives an offline throughput.
 5. **Memory and FLOP/s**: peak RSS (and the GPU peak on a GPU); achieved FLOP/s at the best throughput and
-   its fraction of the session's matrix-multiply peak.
+   its fraction of each of the session's two ceilings (:mod:`medbench.bench.peak`): the FMA peak and the
+   best framework kernel.
 
 Compile time is ``compile`` phase + (batch-1 first call - steady batch-1 median): the part of the cold start
 that a warm engine does not pay again.
@@ -32,6 +33,7 @@ import numpy as np
 
 from medbench.bench.check import CheckResult, compare, merge
 from medbench.bench.engines import EngineSpec, load_entry
+from medbench.bench.peak import effective_flops, fraction
 from medbench.frameworks.engine import PHASES, EngineRequest, PreparedEngine
 from medbench.timing import Chrono, LatencyStats, measure_latency, peak_rss_bytes
 
@@ -129,13 +131,16 @@ def _compile_metrics(
 
 
 def _flop_metrics(cell: dict[str, Any], images_per_s: float) -> dict[str, Any]:
-    flops, peak = cell.get("flops_per_image"), cell.get("peak_flops_per_s")
-    achieved = flops * images_per_s if flops else None
+    flops = cell.get("flops_per_image")
+    fma, best = cell.get("fma_peak_flops_per_s"), cell.get("best_kernel_flops_per_s")
+    achieved = effective_flops(flops, images_per_s)
     return {
         "flops_per_image": flops,
         "achieved_flops_per_s": achieved,
-        "peak_flops_per_s": peak,
-        "fraction_of_peak": achieved / peak if achieved and peak else None,
+        "fma_peak_flops_per_s": fma,
+        "best_kernel_flops_per_s": best,
+        "fraction_of_fma_peak": fraction(achieved, fma),
+        "fraction_of_best_kernel": fraction(achieved, best),
     }
 
 

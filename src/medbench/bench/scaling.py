@@ -63,7 +63,8 @@ class Scaling:
     sizes: tuple[int, ...]
     latency_ms: tuple[float, ...]  # single stream, median p50
     per_image_ms: tuple[float, ...]  # offline, at the best batch size
-    fraction_of_peak: tuple[float | None, ...]
+    fraction_of_fma_peak: tuple[float | None, ...]
+    fraction_of_best_kernel: tuple[float | None, ...]
     latency_vs_mpixels: LinearFit | None
     latency_vs_gflops: LinearFit | None
     per_image_vs_mpixels: LinearFit | None
@@ -110,7 +111,8 @@ def scaling(summaries: Iterable[CellSummary]) -> list[Scaling]:
                 sizes=tuple(c.size for c in cells),
                 latency_ms=tuple(latency),
                 per_image_ms=tuple(per_image),  # type: ignore[arg-type]
-                fraction_of_peak=tuple(c.fraction_of_peak for c in cells),
+                fraction_of_fma_peak=tuple(c.fraction_of_fma_peak for c in cells),
+                fraction_of_best_kernel=tuple(c.fraction_of_best_kernel for c in cells),
                 latency_vs_mpixels=_fit(mpx, latency),
                 latency_vs_gflops=_fit(gflops, latency) if has_flops else None,
                 per_image_vs_mpixels=_fit(mpx, per_image),  # type: ignore[arg-type]
@@ -120,9 +122,15 @@ def scaling(summaries: Iterable[CellSummary]) -> list[Scaling]:
     return out
 
 
+def _per_size(fractions: tuple[float | None, ...]) -> str:
+    known = [p for p in fractions if p is not None]
+    return "/".join(f"{100 * p:.0f}" for p in known) if known else "-"
+
+
 def scaling_rows(fits: Iterable[Scaling]) -> list[dict[str, str]]:
     """Formatted rows: slopes (ms per Mpx and per GFLOP) with R^2, how latency grows and images per second
-    drop from the smallest size to the largest, and the fraction of peak at each size (%)."""
+    drop from the smallest size to the largest, and the fractions of the FMA peak and of the best kernel at
+    each size (%)."""
 
     def fit_text(fit: LinearFit | None) -> str:
         if fit is None:
@@ -132,7 +140,6 @@ def scaling_rows(fits: Iterable[Scaling]) -> list[dict[str, str]]:
 
     rows = []
     for f in fits:
-        peak = [p for p in f.fraction_of_peak if p is not None]
         rows.append(
             {
                 "model": f.model,
@@ -143,7 +150,8 @@ def scaling_rows(fits: Iterable[Scaling]) -> list[dict[str, str]]:
                 "offline ms/GFLOP": fit_text(f.per_image_vs_gflops),
                 "latency growth": f"x{f.latency_growth:.3g}" if f.latency_growth else "-",
                 "img/s drop": f"/{f.throughput_drop:.3g}" if f.throughput_drop else "-",
-                "% of peak": "/".join(f"{100 * p:.0f}" for p in peak) if peak else "-",
+                "% of FMA peak": _per_size(f.fraction_of_fma_peak),
+                "% of best kernel": _per_size(f.fraction_of_best_kernel),
             }
         )
     return rows

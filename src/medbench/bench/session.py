@@ -2,7 +2,8 @@
 
 A session (its id is the ``experiment`` column of every row it writes):
 
-1. measures the machine's matrix-multiply peak once, in its own process (a ``bench-peak`` row);
+1. measures the machine's two fp32 ceilings once (a ``bench-peak`` row): the FMA peak (a C kernel) and the
+   best framework kernel (matrix products and a 3x3 convolution), each in its own process;
 2. per (model, size), in its own process: the reference weights, inputs and PyTorch eager fp32 logits, the
    FLOPs per image and, when an ONNX engine asks for them, the ONNX exports of those same weights;
 3. records a ``failed`` row at once for every cell that cannot run (engine not installed, no reference, a
@@ -29,6 +30,7 @@ from typing import Any
 
 from medbench.bench.artifacts import ArtifactError, run_task
 from medbench.bench.engines import ARTIFACTS, REFERENCE_ENGINE, get_engine
+from medbench.bench.peak import describe_peaks, fma_peak
 from medbench.bench.plan import BenchConfig, Cell, cell_config, cells, plan
 from medbench.results import ResultsStore, RunRecord
 
@@ -71,15 +73,24 @@ def _quiet(_: str) -> None:
 
 
 def measure_peak(config: BenchConfig, store: ResultsStore, session: str, env: dict[str, str]) -> dict | None:
-    """The matrix-multiply peak, in its own process, recorded as a ``bench-peak`` row (None if it failed)."""
-    task_config = {"benchmark": "matmul_peak", "threads": config.threads, "device": config.device, "n": 2048}
+    """Both ceilings, recorded as one ``bench-peak`` row (None if neither could be had): the FMA peak of
+    the cores the engines use (the C kernel, in its own process) and the best framework kernel (numpy and
+    PyTorch, in its own process); see :mod:`medbench.bench.peak`."""
+    task_config = {"benchmark": "kernel_peak+fma_peak", "threads": config.threads, "device": config.device}
     run_id = store.start_run(kind=PEAK_KIND, config=task_config, framework="numpy", experiment=session)
+    fma = fma_peak(cores=config.threads)
+    peak: dict[str, Any] = {"fma_peak_flops_per_s": fma.get("fma_peak_flops_per_s"), "fma_peak": fma}
     try:
-        peak = run_task({"task": "matmul_peak", "threads": config.threads, "device": config.device}, env=env)
+        kernels = run_task(
+            {"task": "kernel_peak", "threads": config.threads, "device": config.device}, env=env
+        )
+        kernels.pop("ok", None)
+        peak.update(kernels)
     except ArtifactError as err:
-        store.fail_run(run_id, str(err))
+        peak.update(best_kernel_flops_per_s=None, best_kernel_error=str(err))
+    if not peak["fma_peak_flops_per_s"] and not peak["best_kernel_flops_per_s"]:
+        store.fail_run(run_id, peak.get("best_kernel_error") or "no peak", metrics=peak)
         return None
-    peak.pop("ok", None)
     store.finish_run(run_id, metrics=peak)
     return peak
 
@@ -203,9 +214,19 @@ def cell_job(
             "measurement": asdict(config.measurement),
             "repeat": repeat,
             "flops_per_image": reference.get("flops_per_image"),
-            "peak_flops_per_s": (peak or {}).get("peak_flops_per_s"),
+            **_ceilings(peak),
             "session": session,
         },
+    }
+
+
+def _ceilings(peak: dict | None) -> dict[str, float | None]:
+    """What a cell divides its FLOP/s by; a CPU's FMA peak is no ceiling for engines on a GPU."""
+    peak = peak or {}
+    on_gpu = peak.get("device") == "cuda"
+    return {
+        "fma_peak_flops_per_s": None if on_gpu else peak.get("fma_peak_flops_per_s"),
+        "best_kernel_flops_per_s": peak.get("best_kernel_flops_per_s"),
     }
 
 
@@ -268,11 +289,8 @@ def run_session(
     )
     try:
         peak = measure_peak(config, store, session, env)
-        echo(
-            f"matmul peak: {peak['peak_flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['peak_source']})"
-            if peak
-            else "matmul peak: failed (fractions of peak will be missing)"
-        )
+        for line in describe_peaks(peak) or ["peaks: failed (fractions of peak will be missing)"]:
+            echo(line)
         prepared = {}
         for model in config.models:
             for size in config.sizes:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from medbench.bench.peak import best_kernel_of, effective_flops, fraction
 from medbench.timing import RepeatSummary
 
 STATUSES: tuple[str, ...] = ("ok", "wrong", "failed")
@@ -55,7 +56,8 @@ class CellSummary:
     compile_s: RepeatSummary | None = None
     peak_rss_bytes: RepeatSummary | None = None
     flops_per_image: float | None = None
-    peak_flops_per_s: float | None = None
+    fma_peak_flops_per_s: float | None = None  # theoretical, measured clock (see medbench.bench.peak)
+    best_kernel_flops_per_s: float | None = None  # the fastest framework kernel (older rows: best matmul)
     check_max_abs_diff: float | None = None
 
     @property
@@ -74,13 +76,17 @@ class CellSummary:
 
     @property
     def achieved_flops_per_s(self) -> float | None:
+        """Effective FLOP/s (model FLOPs x images per second) at the best batch size."""
         best = self.best_throughput
-        return self.flops_per_image * best[1].median if best and self.flops_per_image else None
+        return effective_flops(self.flops_per_image, best[1].median) if best else None
 
     @property
-    def fraction_of_peak(self) -> float | None:
-        achieved = self.achieved_flops_per_s
-        return achieved / self.peak_flops_per_s if achieved and self.peak_flops_per_s else None
+    def fraction_of_fma_peak(self) -> float | None:
+        return fraction(self.achieved_flops_per_s, self.fma_peak_flops_per_s)
+
+    @property
+    def fraction_of_best_kernel(self) -> float | None:
+        return fraction(self.achieved_flops_per_s, self.best_kernel_flops_per_s)
 
 
 def _repeat(rows: Sequence[dict[str, Any]], key: str) -> RepeatSummary | None:
@@ -120,7 +126,8 @@ def summarize_cell(records: Sequence[Any]) -> CellSummary:
         m["check_max_abs_diff"] for m in every if isinstance(m.get("check_max_abs_diff"), (int, float))
     ]
     flops = next((m["flops_per_image"] for m in ok if m.get("flops_per_image")), None)
-    peak = next((m["peak_flops_per_s"] for m in ok if m.get("peak_flops_per_s")), None)
+    fma = next((m["fma_peak_flops_per_s"] for m in ok if m.get("fma_peak_flops_per_s")), None)
+    best_kernel = next((b for m in ok if (b := best_kernel_of(m))), None)
     return CellSummary(
         model=field_of(first, "model"),
         engine=engine_of(first),
@@ -137,7 +144,8 @@ def summarize_cell(records: Sequence[Any]) -> CellSummary:
         compile_s=_repeat(ok, "compile_s"),
         peak_rss_bytes=_repeat(ok, "peak_rss_bytes"),
         flops_per_image=flops,
-        peak_flops_per_s=peak,
+        fma_peak_flops_per_s=fma,
+        best_kernel_flops_per_s=best_kernel,
         check_max_abs_diff=max(checked) if checked else None,
     )
 
@@ -175,6 +183,11 @@ def format_spread(summary: RepeatSummary | None, digits: int = 3, scale: float =
     return f"{median} ({_g(summary.min * scale, digits)}-{_g(summary.max * scale, digits)})"
 
 
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal, ``-`` when unknown."""
+    return f"{100 * value:.1f}" if value else "-"
+
+
 def table_rows(summaries: Iterable[CellSummary]) -> list[dict[str, str]]:
     """Formatted cells of the summary table (one dict per engine x model x size)."""
     rows = []
@@ -191,7 +204,8 @@ def table_rows(summaries: Iterable[CellSummary]) -> list[dict[str, str]]:
                 "cold start s": format_spread(s.cold_start_s),
                 "compile s": format_spread(s.compile_s),
                 "peak RSS MiB": format_spread(s.peak_rss_bytes, scale=2**-20),
-                "% of peak": f"{100 * s.fraction_of_peak:.1f}" if s.fraction_of_peak else "-",
+                "% of FMA peak": percent(s.fraction_of_fma_peak),
+                "% of best kernel": percent(s.fraction_of_best_kernel),
                 "max |diff|": f"{s.check_max_abs_diff:.1e}" if s.check_max_abs_diff is not None else "-",
                 "status": s.status if s.status == "ok" or not s.reason else f"{s.status}: {s.reason}",
             }

@@ -24,7 +24,8 @@ _NUMERIC = (
     "cold start s",
     "compile s",
     "peak RSS MiB",
-    "% of peak",
+    "% of FMA peak",
+    "% of best kernel",
     "max |diff|",
 )
 # (file suffix, plot function name in medbench.bench.plots, caption)
@@ -113,6 +114,33 @@ def fastest_to_predict(summaries: Sequence, model: str, size: int):
     return min(measured, key=lambda s: s.latency_p50_ms.median, default=None)
 
 
+CEILINGS_TEXT = (
+    "Effective FLOP/s is the model's FLOPs per image x images per second at the best batch size. "
+    "% of FMA peak divides it by the theoretical fp32 peak of the cores the engines used (cores x the clock "
+    "they were measured to run at x FMA lanes per cycle x 2): no code goes past 100%, and the gap is what "
+    "the engine, its kernels and the model's shapes leave unused. % of best kernel divides it by the "
+    "fastest fp32 kernel any installed framework reached in the same session (matrix products, a 3x3 "
+    "convolution): near 100% the engine runs the model as fast as the best single kernel runs. Rows from "
+    "before both were measured have only the best kernel (a matrix product)."
+)
+
+
+def ceiling_notes(runs: Sequence[RunRecord], bench_rows: Sequence[RunRecord]) -> list[Note]:
+    """What the two percentages were divided by: each session's peak row, then how to read them."""
+    from medbench.bench.peak import describe_peaks
+
+    sessions = {r.experiment for r in bench_rows}
+    peaks = [
+        r for r in runs if r.kind == "bench-peak" and r.status == "completed" and r.experiment in sessions
+    ]
+    lines = []
+    for r in peaks:
+        described = "; ".join(describe_peaks(r.metrics))
+        if described:
+            lines.append(f"{r.experiment}: {described}" if len(peaks) > 1 else described)
+    return [*(Note(line, "muted") for line in lines), Note(CEILINGS_TEXT, "muted")]
+
+
 def bench_section(runs: Sequence[RunRecord], names: Callable[[str], str]) -> Section | None:
     """None when no benchmark row exists."""
     rows = [r for r in runs if r.kind == "bench" and r.status != "running"]
@@ -125,6 +153,7 @@ def bench_section(runs: Sequence[RunRecord], names: Callable[[str], str]) -> Sec
         return Section("Inference benchmark", "inference", [note])
     summaries = aggregate(rows)
     blocks: list = [bench_table(summaries), *bench_figures(summaries, names)]
+    blocks.extend(ceiling_notes(runs, rows))
     blocks.append(
         Note(
             "Every engine's outputs are checked against PyTorch eager fp32 before it is timed; an engine "
