@@ -2,8 +2,8 @@
 
 :func:`flops_per_image` walks the ``jaxpr`` of the eval-mode forward pass and counts every
 ``conv_general_dilated`` and ``dot_general`` at its static shapes (2 x MACs), the convention of the other
-back-ends. :func:`xla_flops_per_image` is XLA's own cost analysis of the lowered program, which also counts
-element-wise work (BatchNorm, ReLU, adds), so it is a little higher; it is reported apart, never mixed.
+back-ends (XLA's own ``cost_analysis()`` also counts element-wise work, BatchNorm, ReLU and adds, so it is
+not that convention).
 """
 
 from __future__ import annotations
@@ -55,11 +55,3 @@ def jaxpr_flops(jaxpr) -> int:
 def flops_per_image(model: nnx.Module, *, image_size: int, in_channels: int) -> int:
     fn, state, x = _forward(model, image_size, in_channels)
     return jaxpr_flops(jax.make_jaxpr(fn)(state, x).jaxpr)
-
-
-def xla_flops_per_image(model: nnx.Module, *, image_size: int, in_channels: int) -> int:
-    """XLA's ``cost_analysis()['flops']`` of the lowered forward pass (element-wise ops included)."""
-    fn, state, x = _forward(model, image_size, in_channels)
-    cost = jax.jit(fn).lower(state, x).cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return int(cost["flops"])

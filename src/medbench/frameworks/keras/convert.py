@@ -17,7 +17,7 @@ BatchNormalization          ``.weight .bias .running_mean      gamma, beta, movi
 LayerNormalization          ``.weight .bias``                  gamma, beta
 ==========================  =================================  ==========================================
 
-Other layer kinds with weights can be taught with :func:`register_layer`; an unknown one is an error,
+Other layer kinds with weights are added to ``LAYER_KINDS``; an unknown one is an error,
 never silently skipped. PyTorch's ``num_batches_tracked`` has no Keras counterpart and is ignored.
 """
 
@@ -66,11 +66,6 @@ LAYER_KINDS: list[tuple[type, dict[str, tuple[str, Layout | None]]]] = [
 ]
 
 
-def register_layer(cls: type, variables: dict[str, tuple[str, Layout]]) -> None:
-    """Teaches the converter a layer kind: ``{variable name: (PyTorch leaf, (to_torch, from_torch))}``."""
-    LAYER_KINDS.insert(0, (cls, variables))
-
-
 def _leaf_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -91,7 +86,7 @@ def _layout(layer, variable) -> tuple[str, Layout]:
     raise WeightsError(
         f"Keras layer {layer.name!r} ({type(layer).__name__}) has a variable {variable.name!r} "
         "with no PyTorch counterpart.",
-        "Teach it with medbench.frameworks.keras.convert.register_layer.",
+        "Add the layer kind to LAYER_KINDS in medbench/frameworks/keras/convert.py.",
     )
 
 
