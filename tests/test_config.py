@@ -72,6 +72,7 @@ def test_hash_of_a_default_config_is_the_one_stored_before_finetuning_existed():
     del old_layout["recipe"]["evaluate_train"]
     del old_layout["recipe"]["trajectory_steps"]
     del old_layout["init"], old_layout["noise"]
+    del old_layout["runtime"]["deterministic"]
     assert config.hash == config_hash(old_layout)
     tuned = parse_config(set_dotted(config.to_dict(), "finetune.trainable", "head"))
     sampled = parse_config(set_dotted(config.to_dict(), "recipe.sampler", "balanced"))
@@ -104,3 +105,14 @@ def test_keras_on_jax_and_torch_are_frameworks_that_train_without_fp16():
     assert parse_config({**base, "framework": "keras", "runtime": {"precision": "fp16"}}).framework == "keras"
     with pytest.raises(ConfigError, match="framework"):
         parse_config({**base, "framework": "keras-tensorflow"})
+
+
+def test_runtime_deterministic_is_reachable_and_reaches_the_framework():
+    """runtime.deterministic (once a setting no user could reach) from a config to the framework's settings;
+    on by choice, it is another behaviour and another hash."""
+    from medbench.training.loop import _runtime_settings
+
+    base = parse_config({"data": {"dataset": "breastmnist"}})
+    chosen = parse_config(set_dotted(base.to_dict(), "runtime.deterministic", True))
+    assert _runtime_settings(base).deterministic is False and _runtime_settings(chosen).deterministic is True
+    assert chosen.hash != base.hash

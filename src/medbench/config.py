@@ -148,6 +148,9 @@ class RuntimeConfig(_Frozen):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
+    # deterministic kernels where the framework has them (torch.use_deterministic_algorithms, TF op
+    # determinism, XLA's deterministic ops): slower, and bit-reproducible runs on one machine
+    deterministic: bool = False
 
 
 class RunConfig(_Frozen):
@@ -243,6 +246,7 @@ _LATE_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("recipe", "sampler"): "shuffle",
     ("recipe", "evaluate_train"): True,
     ("recipe", "trajectory_steps"): 200,
+    ("runtime", "deterministic"): False,
     ("init",): "native",
     ("noise",): "native",
 }

@@ -201,6 +201,7 @@ def _runtime_settings(config: RunConfig):
         device=r.device,
         precision=r.precision,
         channels_last=r.channels_last,
+        deterministic=r.deterministic,
     )
 
 
