@@ -6,8 +6,8 @@ import pytest
 
 from medbench.config import FinetuneConfig, parse_config
 from medbench.errors import ConfigError
-from medbench.experiments import ExperimentSpec, expand
 from medbench.finetune import PRESETS, describe, plan_for_epoch, preset, stages
+from medbench.orchestration.experiments import ExperimentSpec, expand
 
 # a ResNet's names in state_dict order (one block per stage is enough for the rules)
 RESNET = [

@@ -83,7 +83,10 @@ def test_a_worker_whose_parent_is_gone_does_not_start(tmp_path):
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"kind": "selftest", "action": "ok", "parent_pid": 1, "store": str(store)}))
     result = subprocess.run(
-        [sys.executable, "-m", "medbench.worker", str(job)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "medbench.orchestration.worker", str(job)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == PARENT_GONE_EXIT and "gone" in result.stderr
     assert not store.exists()  # it stopped before doing anything

@@ -12,7 +12,7 @@ import pytest
 
 from medbench.locks import RunFolderLock, RunFolderLockedError
 
-# Takes the lock, starts a "worker" that inherits it (as medbench.runner does), prints both pids, waits.
+# Takes the lock, starts a "worker" that inherits it (as medbench.orchestration.runner does), prints both pids, waits.
 HOLDER = """
 import subprocess, sys, time
 from medbench.locks import RunFolderLock

@@ -191,7 +191,7 @@ def test_train_flags_reach_the_config():
 
 
 def test_experiment_files_take_the_same_fields(tmp_path):
-    from medbench.experiments import expand, load_experiment
+    from medbench.orchestration.experiments import expand, load_experiment
 
     path = tmp_path / "study.toml"
     path.write_text(

@@ -25,7 +25,7 @@ def test_the_frameworks_gpu_peak_is_recorded(tmp_path):
         tuning=SimpleNamespace(describe=lambda epoch: {"groups": ["all"], "trainable_params": 10}),
         init_record=None,
         chrono=SimpleNamespace(summary=lambda: {"train_s": 3.0}),
-        fw=SimpleNamespace(gpu_peak=lambda: (lambda: 123_456)),
+        fw=SimpleNamespace(gpu_peak=lambda: lambda: 123_456),
         run_dir=tmp_path,
     )
     store = _Store()

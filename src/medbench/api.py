@@ -98,7 +98,7 @@ def train(
         medbench.errors.MedbenchError: an invalid config, a data file that is missing or another
             dataset's, a runs folder that cannot be written: refused before any row or folder exists.
     """
-    from medbench.jobs import train_job
+    from medbench.orchestration.jobs import train_job
     from medbench.paths import runs_dir as default_runs_dir
     from medbench.preflight import check_train_config, check_writable_folder
 
@@ -109,10 +109,10 @@ def train(
 
 
 def run_training_job(job: dict[str, Any], *, store: str | os.PathLike | None = None, quiet: bool = True):
-    """Runs a training job (:func:`medbench.jobs.train_job`, or :func:`resume_job`) in a worker process and
-    returns its stored row; a Ctrl-C meanwhile says how to resume the run folder."""
+    """Runs a training job (:func:`medbench.orchestration.jobs.train_job`, or :func:`resume_job`) in a worker
+    process and returns its stored row; a Ctrl-C meanwhile says how to resume the run folder."""
     from medbench import interrupt
-    from medbench.runner import run_job
+    from medbench.orchestration.runner import run_job
 
     interrupt.keep(
         f"The run folder {job['run_dir']} was kept; continue it from its last finished epoch with "
@@ -146,7 +146,7 @@ def resume_job(run_dir: str | os.PathLike, *, store: str | os.PathLike | None = 
 
     from medbench.config import stored_config
     from medbench.errors import ConfigError
-    from medbench.jobs import train_job
+    from medbench.orchestration.jobs import train_job
     from medbench.preflight import check_resume_folder, check_train_config
     from medbench.results import ResultsStore
     from medbench.training import CHECKPOINT_META, PROGRESS_FILE, Progress
@@ -240,8 +240,8 @@ def evaluate(
 class ExperimentResult:
     """What :func:`run_experiment` did: the spec, every trial, and the stored row of each finished one."""
 
-    spec: Any  # medbench.experiments.ExperimentSpec
-    trials: list[Any]  # medbench.experiments.Trial
+    spec: Any  # medbench.orchestration.experiments.ExperimentSpec
+    trials: list[Any]  # medbench.orchestration.experiments.Trial
     skipped: dict[str, Any] = field(default_factory=dict)  # trial key -> its earlier completed row
     records: dict[str, Any] = field(default_factory=dict)  # trial key -> the row this call stored
     # With rerun: when the plan was made. Rows completed before it run again, those after it (another
@@ -266,7 +266,7 @@ def plan_experiment(
         medbench.errors.MedbenchError: a bad experiment file or override, or a local data file that is
             missing or holds another dataset (checked here, before any trial starts).
     """
-    from medbench.experiments import expand, load_experiment
+    from medbench.orchestration.experiments import expand, load_experiment
     from medbench.preflight import check_trial_data_files
     from medbench.results import ResultsStore
     from medbench.results.records import _utc_now
@@ -302,7 +302,7 @@ def run_experiment(
 
     Args:
         experiment: a file, a shipped name (``quick``, ``bloodmnist_sizes`` ...; see
-            :func:`medbench.experiments.shipped_experiments`), or a plan from :func:`plan_experiment`.
+            :func:`medbench.orchestration.experiments.shipped_experiments`), or a plan from :func:`plan_experiment`.
         overrides: dotted paths into the experiment file, e.g. ``{"base.recipe.epochs": 2}``.
         executor: ``local`` (one trial at a time) or ``ray``.
         rerun: run trials (and the benchmark) again even if already completed.
@@ -316,13 +316,13 @@ def run_experiment(
             reclaimed (default ``$MEDBENCH_LEASE_TIMEOUT``, else 120).
 
     Returns:
-        An :class:`ExperimentResult`; read the comparison with :func:`medbench.runs.comparison_rows`.
+        An :class:`ExperimentResult`; read the comparison with :func:`medbench.orchestration.runs.comparison_rows`.
     """
     from medbench.leases import stale_after
+    from medbench.orchestration.runs import prepare_data, run_bench
+    from medbench.orchestration.runs import run_experiment as run_trials
     from medbench.paths import runs_dir as default_runs_dir
     from medbench.results import ResultsStore
-    from medbench.runs import prepare_data, run_bench
-    from medbench.runs import run_experiment as run_trials
 
     stale_after_s = stale_after(lease_timeout)
     plan = (

@@ -10,7 +10,7 @@ with threads), and the parent's pid is checked *after* arming: a parent that die
 send the signal any more, so the worker sees that it has been re-parented and stops at once.
 
 Note that Linux sends the signal when the parent *thread* that started the worker ends; medbench starts and
-waits for a worker on the same thread (:func:`medbench.runner.run_job`), so this is the parent's death.
+waits for a worker on the same thread (:func:`medbench.orchestration.runner.run_job`), so this is the parent's death.
 """
 
 from __future__ import annotations

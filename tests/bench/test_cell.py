@@ -59,7 +59,7 @@ def test_an_engine_that_fails_to_start_is_a_failed_row_with_its_reason(tmp_path,
 
 
 def test_a_cell_runs_in_a_fresh_worker_process_through_the_runner(tmp_path, cell_files):
-    from medbench.runner import run_job
+    from medbench.orchestration.runner import run_job
 
     job = make_job(cell_files, tmp_path / "results.sqlite")
     job["run_dir"] = str(tmp_path / "logs")  # the quiet worker's log goes here, not into /tmp

@@ -189,8 +189,8 @@ seeds = [0, 1, 2]
 def _finished_grid(tmp_path):
     """An experiment whose every trial already has a completed row (torch 5 points above jax at each seed),
     so `medbench run` trains nothing and goes straight to its summary and verdicts."""
-    from medbench.experiments import expand, load_experiment
-    from medbench.jobs import start_columns
+    from medbench.orchestration.experiments import expand, load_experiment
+    from medbench.orchestration.jobs import start_columns
     from medbench.results import ResultsStore
 
     grid = tmp_path / "grid.toml"

@@ -8,7 +8,7 @@ import re
 import pytest
 import tomllib
 
-from medbench.experiments import REFERENCE, shipped_experiments
+from medbench.orchestration.experiments import REFERENCE, shipped_experiments
 from tests.commands.helpers import medbench
 
 COMMANDS = [
@@ -135,7 +135,7 @@ def test_the_reference_file_documents_every_field_and_runs(tmp_path):
         RuntimeConfig,
         ScheduleConfig,
     )
-    from medbench.experiments import BenchMeasure, ExperimentSpec, Grid, Measure, Resources
+    from medbench.orchestration.experiments import BenchMeasure, ExperimentSpec, Grid, Measure, Resources
 
     text = medbench("experiments", "show", "reference", home=tmp_path).stdout
     assert text == REFERENCE.read_text()

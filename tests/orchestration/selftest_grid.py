@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medbench.executors import LocalExecutor, Task
+from medbench.orchestration.executors import LocalExecutor, Task
 
 
 def selftest_task(key: str, seconds: float) -> Task:

@@ -3,7 +3,7 @@
 import pytest
 
 from medbench.errors import ConfigError
-from medbench.experiments import expand, load_experiment
+from medbench.orchestration.experiments import expand, load_experiment
 
 GRID = """
 name = "t"
@@ -107,7 +107,7 @@ def test_unknown_fields_and_bad_syntax_are_clear(tmp_path):
 
 
 def test_every_shipped_experiment_is_valid():
-    from medbench.experiments import SHIPPED_DIR
+    from medbench.orchestration.experiments import SHIPPED_DIR
 
     files = sorted(SHIPPED_DIR.glob("*.toml"))
     assert any(f.stem == "quick" for f in files)

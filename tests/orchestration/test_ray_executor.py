@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from medbench.executors import RayExecutor, Task
+from medbench.orchestration.executors import RayExecutor, Task
 from medbench.results import ResultsStore
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'medbench[ray]')")

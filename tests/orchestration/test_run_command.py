@@ -152,8 +152,8 @@ def test_ctrl_c_stops_the_grid_and_records_the_trial_as_interrupted(tmp_path):
 
 
 def test_dry_run_shows_trials_another_process_is_running(tmp_path):
-    from medbench.experiments import expand, load_experiment
     from medbench.leases import TrialLeases
+    from medbench.orchestration.experiments import expand, load_experiment
 
     exp = tmp_path / "grid.toml"
     exp.write_text(GRID.format(name="shared", datasets='["breastmnist"]'))

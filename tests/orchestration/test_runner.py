@@ -4,8 +4,8 @@ import os
 
 import pytest
 
+from medbench.orchestration.runner import run_job
 from medbench.results import ResultsStore
-from medbench.runner import run_job
 
 
 def selftest_job(action: str) -> dict:
@@ -48,7 +48,7 @@ def test_earlier_rows_survive_a_later_crash(store_path):
 
 DETACHED_PARENT = """
 import sys
-from medbench.runner import run_job
+from medbench.orchestration.runner import run_job
 job = {"kind": "selftest", "action": "sleep", "seconds": 1.0, "start": {"kind": "selftest", "config": {}}}
 run_job(job, store_path=sys.argv[1], detach=sys.argv[2] == "detach")
 """

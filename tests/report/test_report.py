@@ -376,7 +376,7 @@ def test_the_run_summary_shows_balanced_accuracy_and_macro_f1(store_path, tmp_pa
 
     from medbench.commands.output import rich_table
     from medbench.commands.run import summary_table
-    from medbench.runs import comparison_rows
+    from medbench.orchestration.runs import comparison_rows
 
     store = ResultsStore(store_path)
     rows = {

@@ -10,7 +10,7 @@ Modules:
 - ``peak``: the theoretical fp32 FMA peak, its clock and lanes measured by a C kernel (``native/peak.c``),
   and :func:`~medbench.bench.peak.effective_flops`, what both ceilings divide. Framework-free.
 - ``cell``: one measurement cell (engine x model x size, all batch sizes) inside a fresh worker process.
-- ``session``: the parent side: prepares artifacts, runs the cells through :mod:`medbench.runner`.
+- ``session``: the parent side: prepares artifacts, runs the cells through :mod:`medbench.orchestration.runner`.
 - ``summary``, ``scaling``, ``plots``: figures from store rows (framework-free, reusable by reports).
 - ``onnx_engines``: ONNX Runtime sessions over the exported models.
 

@@ -1,6 +1,6 @@
 """One measurement cell (engine x model x size, every batch size) inside a fresh worker process.
 
-``python -m medbench.worker JOB.json`` calls :func:`run_bench_job` for a job of kind ``bench``. In order:
+``python -m medbench.orchestration.worker JOB.json`` calls :func:`run_bench_job` for a job of kind ``bench``. In order:
 
 1. **Prepare** the engine (import, build, load weights, ahead-of-time compile), each phase timed.
 2. **First calls**, batch 1 first: the first prediction ends the *cold start*, measured from the parent's

@@ -9,7 +9,7 @@ A session (its id is the ``experiment`` column of every row it writes):
 3. records a ``failed`` row at once for every cell that cannot run (engine not installed, no reference, a
    failed export), so the grid goes on without it;
 4. runs the plan (:func:`medbench.bench.plan.plan`: repeat 1 of every cell, then repeat 2 ...) through
-   :func:`medbench.runner.run_job`, each cell in a fresh process whose environment fixes the threads and,
+   :func:`medbench.orchestration.runner.run_job`, each cell in a fresh process whose environment fixes the threads and,
    for Keras engines, ``KERAS_BACKEND``. A cell that came out wrong or failed is not repeated: both are
    deterministic here, and its row already says why.
 
@@ -234,7 +234,7 @@ def launch(
     job: dict[str, Any], *, store_path: Path, env: dict[str, str], work: Path, timeout_s: float
 ) -> RunRecord:
     """Runs one cell job in a fresh process through the runner; returns its row."""
-    from medbench.runner import run_job
+    from medbench.orchestration.runner import run_job
 
     spec_env = job["cell"]["engine"]["env"]
     cache = (

@@ -33,7 +33,7 @@ def experiments_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.tab
     if ctx.invoked_subcommand is not None:
         return
     from medbench import estimate
-    from medbench.experiments import expand, load_experiment, shipped_experiments
+    from medbench.orchestration.experiments import expand, load_experiment, shipped_experiments
 
     flops = estimate.cached_flops()
     table = OutputTable(
@@ -95,7 +95,7 @@ def show_command(
       medbench experiments show quick
       medbench experiments show reference > my_experiment.toml
     """
-    from medbench.experiments import resolve_experiment_path
+    from medbench.orchestration.experiments import resolve_experiment_path
 
     path = resolve_experiment_path(name)
     console.file.write(path.read_text())

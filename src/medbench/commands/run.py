@@ -127,7 +127,7 @@ def _pct(value, *, sign: bool = True) -> str:
 def summary_table(store, experiment: str) -> OutputTable:
     """The comparison ``medbench run`` prints: mean ± std over seeds, percent; balanced ACC and macro F1
     columns appear when some run has them."""
-    from medbench.runs import comparison_rows
+    from medbench.orchestration.runs import comparison_rows
 
     rows = comparison_rows(store, experiment)
     imbalance = any(row["test_balanced_acc"] is not None or row["test_macro_f1"] is not None for row in rows)
@@ -310,7 +310,7 @@ def run_command(
     if not live:
         note("", fmt)
     if spec.measure.bench is not None:
-        from medbench.runs import run_bench
+        from medbench.orchestration.runs import run_bench
 
         note("[bold]inference benchmark[/] (each cell in a fresh process)", fmt)
         run_bench(spec, results, rerun=rerun, echo=lambda line: note(f"  {line}", fmt, markup=False))

@@ -267,7 +267,7 @@ def train_command(
       medbench train -f keras -d bloodmnist --data-file ./blood.npz --set recipe.optimizer.name=adamw
     """
     from medbench import api
-    from medbench.jobs import train_job
+    from medbench.orchestration.jobs import train_job
 
     quiet = quiet or fmt is not OutputFormat.table  # stdout holds the table alone: progress goes to a log
     if resume is not None:

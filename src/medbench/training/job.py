@@ -1,4 +1,4 @@
-"""The worker's entry point for a training run (``python -m medbench.worker JOB.json``)."""
+"""The worker's entry point for a training run (``python -m medbench.orchestration.worker JOB.json``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from medbench.training.loop import train
 
 
 def run_training_job(job: dict[str, Any]) -> int:
-    """Called by :mod:`medbench.worker` in a fresh process; returns the exit code."""
+    """Called by :mod:`medbench.orchestration.worker` in a fresh process; returns the exit code."""
     from medbench.results import ResultsStore
 
     config = parse_config(job["config"])

@@ -35,7 +35,7 @@ from medbench.config import RunConfig, _Frozen, parse_config, set_dotted
 from medbench.errors import ConfigError
 from medbench.finetune import PRESETS
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "experiment_files"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "experiment_files"
 # Every field of the format, commented, itself a valid experiment: `medbench experiments show reference`.
 REFERENCE = SHIPPED_DIR / "reference" / "experiment.toml"
 

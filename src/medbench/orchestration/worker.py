@@ -1,4 +1,4 @@
-"""The child process of every framework run: ``python -m medbench.worker JOB.json``.
+"""The child process of every framework run: ``python -m medbench.orchestration.worker JOB.json``.
 
 The orchestrator writes a job file (what to do, the resolved config, where the store and run folder are) and
 starts this module in a fresh interpreter, so imports, compilation caches and thread settings never leak
@@ -21,7 +21,7 @@ _STARTED_AT = time.time()
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m medbench.worker JOB.json", file=sys.stderr)
+        print("usage: python -m medbench.orchestration.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
     job.setdefault("worker_started_at", _STARTED_AT)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def _signal_reason(returncode: int) -> str:
     from medbench.lifeline import PARENT_GONE_EXIT
-    from medbench.worker import LEASE_LOST_EXIT
+    from medbench.orchestration.worker import LEASE_LOST_EXIT
 
     if returncode == LEASE_LOST_EXIT:
         return "abandoned: the trial's lease was reclaimed by another process, which runs it now"
@@ -49,7 +49,7 @@ def run_job(
     lease: TrialLeases | None = None,
     detach: bool = False,
 ) -> RunRecord:
-    """Runs ``job`` (see :mod:`medbench.worker`) in a child process and returns its stored row.
+    """Runs ``job`` (see :mod:`medbench.orchestration.worker`) in a child process and returns its stored row.
 
     The job gets a run id before the child starts, so the parent can find (or create) the row whatever
     happens to the child. ``job["start"]`` holds the columns the parent uses if it must record a failure.
@@ -89,7 +89,7 @@ def run_job(
     interrupted = False
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "medbench.worker", handle.name],
+            [sys.executable, "-m", "medbench.orchestration.worker", handle.name],
             env=child_env,
             stdout=log,
             stderr=log,

@@ -1,4 +1,5 @@
-"""Job descriptions handed to a worker process (see :mod:`medbench.worker` and :mod:`medbench.runner`)."""
+"""Job descriptions handed to a worker process (see :mod:`~medbench.orchestration.worker` and
+:mod:`~medbench.orchestration.runner`)."""
 
 from __future__ import annotations
 

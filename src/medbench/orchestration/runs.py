@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from medbench.errors import DownloadError
-from medbench.experiments import ExperimentSpec, Trial
+from medbench.orchestration.experiments import ExperimentSpec, Trial
 from medbench.report.aggregate import variant_tag
 from medbench.results import ResultsStore
 
@@ -77,9 +77,9 @@ def run_experiment(
 ) -> None:
     """Runs the trials not in ``done`` through the executor, which claims each in the store first (so
     processes sharing the store run each trial once); ``completed_since`` and ``stale_after_s``: see
-    :meth:`medbench.executors.LocalExecutor.run`."""
-    from medbench.executors import Task, make_executor
-    from medbench.jobs import train_job
+    :meth:`medbench.orchestration.executors.LocalExecutor.run`."""
+    from medbench.orchestration.executors import Task, make_executor
+    from medbench.orchestration.jobs import train_job
 
     tasks = [
         Task(

@@ -1,7 +1,7 @@
 """Where the trials of an experiment run: here, one at a time (default), or across a Ray cluster.
 
-Both executors run every trial through :func:`medbench.runner.run_job`, i.e. in a fresh worker process, and
-both end with the trial's row in the experiment's results store. The local executor needs no Ray; the Ray
+Both executors run every trial through :func:`medbench.orchestration.runner.run_job`, i.e. in a fresh worker
+process, and both end with the trial's row in the experiment's results store. The local executor needs no Ray; the Ray
 executor imports it only when chosen.
 
 Both claim each trial in the store before starting it (:mod:`medbench.leases`), so any number of executors
@@ -80,7 +80,7 @@ class LocalExecutor:
         completed_since: str | None = None,
         stale_after_s: float | None = None,
     ) -> None:
-        from medbench.runner import run_job
+        from medbench.orchestration.runner import run_job
 
         leases = TrialLeases(ResultsStore(store_path), stale_after_s=stale_after_s)
         for task in tasks:
@@ -102,7 +102,7 @@ def _run_on_node(job: dict[str, Any], timeout_s: float | None) -> dict[str, Any]
     A node-local SQLite file avoids sharing one database file across machines (SQLite's locking is not safe
     on network file systems); the driver writes every returned row into the experiment's store.
     """
-    from medbench.runner import run_job
+    from medbench.orchestration.runner import run_job
 
     with tempfile.TemporaryDirectory(prefix="medbench-ray-") as tmp:
         record = run_job(job, store_path=Path(tmp) / "trial.sqlite", quiet=True, timeout_s=timeout_s)
