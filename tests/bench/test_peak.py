@@ -61,11 +61,14 @@ def test_the_kernel_measures_a_plausible_clock_and_whole_fma_units(kernel):
     for ghz in (*result["clock_ghz_per_core"], result["clock_ghz_integer"]):
         assert 0.5 < ghz < 6.0
     assert result["vector_lanes"] in (1, 4, 8, 16) and 1 <= result["fma_units"] <= 4
-    # what was measured is close to a whole number of FMA units, not something between them
-    assert result["lanes_per_cycle_measured"] == pytest.approx(result["lanes_per_cycle"], rel=0.2)
+    # what was measured is close to a whole number of FMA units, not something between them (when no other
+    # process took the add chain's time slices: on a busy machine the ratio of the two timings means nothing)
+    if not result["clock_disturbed"]:
+        assert result["lanes_per_cycle_measured"] == pytest.approx(result["lanes_per_cycle"], rel=0.2)
     expected = sum(result["clock_ghz_per_core"]) * 1e9 * result["lanes_per_cycle"] * 2
-    assert result["fma_peak_flops_per_s"] == pytest.approx(expected)
-    assert result["fma_flops_per_s_measured"] <= 1.1 * result["fma_peak_flops_per_s"]
+    # clock x lanes x 2, unless load made the clock read low: then the FMA rate reached is the peak
+    assert result["fma_peak_flops_per_s"] == pytest.approx(max(expected, result["fma_flops_per_s_measured"]))
+    assert result["clock_disturbed"] == (result["fma_flops_per_s_measured"] > 1.05 * expected)
     if sys.platform.startswith("linux"):
         assert result["pinned"] and result["cpus"] == cpus
     flags = _cpu_flags()

@@ -188,6 +188,21 @@ def percent(value: float | None) -> str:
     return f"{100 * value:.1f}" if value else "-"
 
 
+# the columns of table_rows that hold numbers (shown right-aligned in every table)
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "size",
+    "p50 ms (range)",
+    "p99 ms",
+    "best img/s (batch)",
+    "cold start s",
+    "compile s",
+    "peak RSS MiB",
+    "% of FMA peak",
+    "% of best kernel",
+    "max |diff|",
+)
+
+
 def table_rows(summaries: Iterable[CellSummary]) -> list[dict[str, str]]:
     """Formatted cells of the summary table (one dict per engine x model x size)."""
     rows = []

@@ -17,19 +17,6 @@ from medbench.errors import ConfigError
 StoreOption = Annotated[Path | None, typer.Option("--store", help=STORE_HELP)]
 PlotOption = Annotated[Path | None, typer.Option("--plot", help="Write PNG figures into this folder.")]
 
-_NUMERIC = {
-    "size",
-    "p50 ms (range)",
-    "p99 ms",
-    "best img/s (batch)",
-    "cold start s",
-    "compile s",
-    "peak RSS MiB",
-    "% of FMA peak",
-    "% of best kernel",
-    "max |diff|",
-}
-
 
 def print_report(
     records: Sequence[Any],
@@ -54,7 +41,7 @@ def report_tables(records: Sequence[Any], fmt: OutputFormat = OutputFormat.table
     """The summary table (key ``inference``) and, where sizes allow a fit, the scaling table (``scaling``);
     none without benchmark rows."""
     from medbench.bench.scaling import scaling, scaling_rows
-    from medbench.bench.summary import aggregate, table_rows
+    from medbench.bench.summary import NUMERIC_COLUMNS, aggregate, table_rows
 
     cells = aggregate(records)
     if not cells:
@@ -63,12 +50,15 @@ def report_tables(records: Sequence[Any], fmt: OutputFormat = OutputFormat.table
     if fmt in (OutputFormat.csv, OutputFormat.json):  # scripts get numbers, not "2.1 (2.0-2.3)" text
         tables = [cell_table(title, cells)]
     else:
-        tables = [text_table(title, table_rows(cells), right=_NUMERIC, key="inference")]
+        tables = [text_table(title, table_rows(cells), right=set(NUMERIC_COLUMNS), key="inference")]
     fits = scaling_rows(scaling(cells))
     if fits:
         tables.append(
             text_table(
-                "scaling with image size: least-squares slope (R²)", fits, right=_NUMERIC, key="scaling"
+                "scaling with image size: least-squares slope (R²)",
+                fits,
+                right=set(NUMERIC_COLUMNS),
+                key="scaling",
             )
         )
     return tables

@@ -15,19 +15,6 @@ from pathlib import Path
 from medbench.report.document import Cell, Figure, Note, Row, Section, Table
 from medbench.results import RunRecord
 
-# Column of table_rows -> shown right-aligned; the others are text.
-_NUMERIC = (
-    "size",
-    "p50 ms (range)",
-    "p99 ms",
-    "best img/s (batch)",
-    "cold start s",
-    "compile s",
-    "peak RSS MiB",
-    "% of FMA peak",
-    "% of best kernel",
-    "max |diff|",
-)
 # (file suffix, plot function name in medbench.bench.plots, caption)
 _FIGURES: tuple[tuple[str, str, str], ...] = (
     (
@@ -50,7 +37,7 @@ _FIGURES: tuple[tuple[str, str, str], ...] = (
 
 
 def bench_table(summaries: Sequence) -> Table:
-    from medbench.bench.summary import table_rows
+    from medbench.bench.summary import NUMERIC_COLUMNS, table_rows
 
     rows = table_rows(summaries)
     headers = tuple(rows[0]) if rows else ()
@@ -59,7 +46,7 @@ def bench_table(summaries: Sequence) -> Table:
         cells = []
         for header, text in row.items():
             tone = ("bad" if summary.status != "ok" else "") if header == "status" else ""
-            cells.append(Cell(text, tone, numeric=header in _NUMERIC))
+            cells.append(Cell(text, tone, numeric=header in NUMERIC_COLUMNS))
         body.append(Row(tuple(cells)))
     return Table(headers, tuple(body), name="bench", caption="Medians over repeats (min–max range)")
 
