@@ -274,6 +274,22 @@ def check_writable_folder(folder: str | os.PathLike, *, option: str) -> Path:
     return path
 
 
+def check_report_folder(folder: str | os.PathLike, *, option: str) -> Path:
+    """A report is a folder (report.html, report.md and the PNGs): a file, or a name that reads like the
+    page itself (``report.html``), is refused before anything runs rather than made into a folder."""
+    path = Path(folder).expanduser()
+    fix = f"Pass a folder to {option}, e.g. {option} {path.with_suffix('') if path.suffix else path}."
+    if path.suffix.lower() in (".html", ".htm", ".md"):
+        raise ConfigError(
+            f"{option} {path} names a file; the report is a folder (report.html, report.md and PNGs).", fix
+        )
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{option} {path} is a file; the report is a folder (report.html, report.md and PNGs).", fix
+        )
+    return path
+
+
 # ---- the results store ----------------------------------------------------------------------------------
 
 

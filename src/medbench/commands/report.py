@@ -38,14 +38,10 @@ def report_command(
       medbench report --margin 0.5                    # a stricter equivalence margin
     """
     from medbench.errors import ConfigError
-    from medbench.preflight import open_existing_store
+    from medbench.preflight import check_report_folder, open_existing_store
     from medbench.report import NoRunsError, write_report
 
-    if output.exists() and not output.is_dir():
-        raise ConfigError(
-            f"--output {output} is a file; the report is a folder (report.html, report.md and PNGs).",
-            "Pass a folder, e.g. -o report.",
-        )
+    check_report_folder(output, option="--output")
     results = open_existing_store(store, doing="No runs to report")
     if results is None:
         raise NoRunsError("No runs to report yet (no results store).", "Train or run something first.")

@@ -251,11 +251,14 @@ def run_command(
     from medbench.api import plan_experiment, run_experiment
     from medbench.leases import TrialLeases, stale_after
     from medbench.paths import medbench_home, runs_dir
+    from medbench.preflight import check_report_folder
     from medbench.results import ResultsStore
 
     stale_after_s = stale_after(
         lease_timeout
     )  # a bad --lease-timeout or $MEDBENCH_LEASE_TIMEOUT: refused now
+    if report_dir is not None:  # refused before the grid runs, not after hours
+        check_report_folder(report_dir, option="--report")
     parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     # Reads and expands the grid and checks its local data files before anything runs; with --rerun it
     # notes the time: what completed before it runs again, and only once even with several processes at it.
