@@ -194,32 +194,15 @@ def create_run_state(config: RunConfig, *, run_dir: Path, progress: Progress, ch
 def _runtime_settings(config: RunConfig):
     from medbench.frameworks.base import RuntimeSettings
 
-    r = config.runtime
-    return RuntimeSettings(
-        threads=r.threads,
-        interop_threads=r.interop_threads,
-        device=r.device,
-        precision=r.precision,
-        channels_last=r.channels_last,
-        deterministic=r.deterministic,
-    )
+    return RuntimeSettings(**config.runtime.model_dump())  # the same fields: a new one must be in both
 
 
 def _create_trainer(config: RunConfig, fw, model, data, *, plan):
     from medbench.frameworks.base import OptimizerSpec
 
-    opt = config.recipe.optimizer
     return fw.create_trainer(
         model,
-        optimizer=OptimizerSpec(
-            name=opt.name,
-            lr=opt.lr,
-            momentum=opt.momentum,
-            nesterov=opt.nesterov,
-            weight_decay=opt.weight_decay,
-            betas=opt.betas,
-            eps=opt.eps,
-        ),
+        optimizer=OptimizerSpec(**config.recipe.optimizer.model_dump()),  # the same fields, as above
         loss="bce_with_logits" if data.multi_label else "cross_entropy",
         label_smoothing=config.recipe.label_smoothing,
         class_weights=class_weights_for(config, data),
