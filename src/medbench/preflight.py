@@ -278,14 +278,14 @@ def check_report_folder(folder: str | os.PathLike, *, option: str) -> Path:
     """A report is a folder (report.html, report.md and the PNGs): a file, or a name that reads like the
     page itself (``report.html``), is refused before anything runs rather than made into a folder."""
     path = Path(folder).expanduser()
-    fix = f"Pass a folder to {option}, e.g. {option} {path.with_suffix('') if path.suffix else path}."
-    if path.suffix.lower() in (".html", ".htm", ".md"):
+    names_a_page = path.suffix.lower() in (".html", ".htm", ".md")
+    if names_a_page or (path.exists() and not path.is_dir()):
+        # the page's own name without its suffix, or, beside an existing file, a folder next to it
+        instead = path.with_suffix("") if names_a_page else path.with_name(f"{path.name}-report")
         raise ConfigError(
-            f"{option} {path} names a file; the report is a folder (report.html, report.md and PNGs).", fix
-        )
-    if path.exists() and not path.is_dir():
-        raise ConfigError(
-            f"{option} {path} is a file; the report is a folder (report.html, report.md and PNGs).", fix
+            f"{option} {path} {'names' if names_a_page else 'is'} a file; the report is a folder "
+            "(report.html, report.md and PNGs).",
+            f"Pass a folder to {option}, e.g. {option} {instead}.",
         )
     return path
 
