@@ -10,7 +10,7 @@ QUICK_ARGS ?=
 # The torchvision layout check needs torchvision, which cannot share a process (or, here, a venv) with
 # tensorflow; it gets a venv of its own.
 TV_VENV ?= .venv-torchvision
-TV_PINS ?= torch==2.14.1 torchvision==0.29.1
+TV_PINS ?= torch==2.14.1 torchvision==0.29.1 pydantic==2.14.4
 
 .PHONY: setup setup-torchvision quick test test-all lint lock clean gpu-wheels
 

@@ -247,11 +247,11 @@ def gpu_peak_reader(framework: str):
 
 
 def configure(framework: str, device: str, precision: str):
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
 
     fw = get_framework(framework)
-    applied = fw.configure(RuntimeSettings(device=device, precision=precision))
+    applied = fw.configure(RuntimeConfig(device=device, precision=precision))
     return fw, applied
 
 
@@ -298,7 +298,7 @@ def task_reference(spec: dict[str, Any]) -> dict[str, Any]:
 
 def task_train(spec: dict[str, Any]) -> dict[str, Any]:
     """One framework in one precision: same answers as the reference, then a short training run per model."""
-    from medbench.frameworks.base import OptimizerSpec
+    from medbench.config import OptimizerConfig
 
     framework, device, precision = spec["framework"], spec["device"], spec["precision"]
     fw, applied = configure(framework, device, precision)
@@ -316,7 +316,7 @@ def task_train(spec: dict[str, Any]) -> dict[str, Any]:
                 fw.load_state_dict(model, dict(state))
             with np.load(work / f"{key}_io.npz") as io:
                 logits_error = rel_error(fw.predict(model, io["inputs"]), io["logits"])
-            trainer = fw.create_trainer(model, optimizer=OptimizerSpec(name="adam", lr=1e-3))
+            trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="adam", lr=1e-3))
             batches = endless_batches(train_pipeline(data, size=size, batch_size=spec["batch_size"]))
 
             def step(images, labels, trainer=trainer):
@@ -380,7 +380,7 @@ class OfficialLoopShape:
 
 def task_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     """Steady train img/s of one framework fed three ways, interleaved in rounds (see the module doc)."""
-    from medbench.frameworks.base import OptimizerSpec
+    from medbench.config import OptimizerConfig
 
     framework, device, size, batch = spec["framework"], spec["device"], spec["size"], spec["batch_size"]
     fw, applied = configure(framework, device, "fp32")
@@ -388,7 +388,7 @@ def task_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     model = fw.build_model(
         spec["model"], num_classes=NUM_CLASSES, in_channels=CHANNELS, image_size=size, seed=0
     )
-    trainer = fw.create_trainer(model, optimizer=OptimizerSpec(name="adam", lr=1e-3))
+    trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="adam", lr=1e-3))
     pipeline = train_pipeline(data, size=size, batch_size=batch)
 
     def step(images, labels):

@@ -108,11 +108,33 @@ def test_keras_on_jax_and_torch_are_frameworks_that_train_without_fp16():
 
 
 def test_runtime_deterministic_is_reachable_and_reaches_the_framework():
-    """runtime.deterministic (once a setting no user could reach) from a config to the framework's settings;
-    on by choice, it is another behaviour and another hash."""
-    from medbench.training.loop import _runtime_settings
+    """runtime.deterministic (once a setting no user could reach) from a config to the framework: training
+    hands ``config.runtime`` itself to the back-end's configure. On by choice, it is another hash."""
+    import inspect
+
+    from medbench.training import loop
 
     base = parse_config({"data": {"dataset": "breastmnist"}})
     chosen = parse_config(set_dotted(base.to_dict(), "runtime.deterministic", True))
-    assert _runtime_settings(base).deterministic is False and _runtime_settings(chosen).deterministic is True
+    assert base.runtime.deterministic is False and chosen.runtime.deterministic is True
+    assert "fw.configure(config.runtime)" in inspect.getsource(loop)
     assert chosen.hash != base.hash
+
+
+def test_nesterov_without_sgd_momentum_is_refused_when_the_config_is_read():
+    with pytest.raises(ConfigError, match="nesterov"):
+        parse_config({"recipe": {"optimizer": {"name": "adam", "nesterov": True}}})
+    with pytest.raises(ConfigError, match="nesterov"):
+        parse_config({"recipe": {"optimizer": {"name": "sgd", "momentum": 0.0, "nesterov": True}}})
+    assert parse_config(
+        {"recipe": {"optimizer": {"name": "sgd", "nesterov": True}}}
+    ).recipe.optimizer.nesterov
+
+
+def test_back_ends_take_the_config_types_themselves():
+    # one type per concept: the trainer's optimizer and the runtime are the config's own models
+    from medbench.config import OptimizerConfig, RuntimeConfig
+    from medbench.frameworks import base
+
+    assert base.OptimizerConfig is OptimizerConfig and base.RuntimeConfig is RuntimeConfig
+    assert not hasattr(base, "RuntimeSettings") and not hasattr(base, "OptimizerSpec")

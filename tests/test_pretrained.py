@@ -63,10 +63,10 @@ LOAD = """
 import json, sys
 import numpy as np
 from medbench.frameworks import get_framework
-from medbench.frameworks.base import RuntimeSettings
+from medbench.config import RuntimeConfig
 from medbench.pretrained import load_pretrained
 fw = get_framework(sys.argv[1])
-fw.configure(RuntimeSettings(threads=1))
+fw.configure(RuntimeConfig(threads=1))
 checkpoint, out = sys.argv[2], sys.argv[3]
 
 def build(num_classes, **kw):

@@ -92,12 +92,12 @@ def test_the_numpy_draw_follows_torchs_initialisation(model, options):
     (constants equal, two-sample Kolmogorov-Smirnov otherwise), so the shared start is the reference's."""
     from scipy.stats import ks_2samp
 
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
     from medbench.frameworks.families import resolve_model
 
     fw = get_framework("torch")
-    fw.configure(RuntimeSettings(threads=1, device="cpu"))
+    fw.configure(RuntimeConfig(threads=1, device="cpu"))
     built = fw.build_model(model, num_classes=7, in_channels=3, image_size=28, seed=0, **options)
     torch_state = fw.state_dict(built)
     family, resolved = resolve_model(model, options)
@@ -293,13 +293,13 @@ def test_native_init_and_noise_are_the_frameworks_own_draws(tmp_path):
         "from medbench.config import parse_config\n"
         "from medbench import training as t\n"
         "from medbench.frameworks import get_framework\n"
-        "from medbench.frameworks.base import OptimizerSpec, RuntimeSettings\n"
+        "from medbench.config import OptimizerConfig, RuntimeConfig\n"
         "c = parse_config(json.loads(sys.argv[1]))\n"
-        "fw = get_framework('torch'); fw.configure(RuntimeSettings())\n"
+        "fw = get_framework('torch'); fw.configure(RuntimeConfig())\n"
         "data = t.load_data(c); norm = t.normalization_for(c, data)\n"
         "batches = t.make_batches(c, data, 'train', normalization=norm, train=True)\n"
         "m = fw.build_model(c.model, seed=c.seed, **t.model_inputs(c, data.info), **c.model_options)\n"
-        "tr = fw.create_trainer(m, optimizer=OptimizerSpec(name='sgd', lr=0.01))\n"
+        "tr = fw.create_trainer(m, optimizer=OptimizerConfig(name='sgd', lr=0.01))\n"
         "out = [tr.train_step(x, y, lr=0.01).loss for i, (x, y) in zip(range(20), batches.epoch(0))]\n"
         "print(json.dumps(out))\n"
     )

@@ -124,8 +124,8 @@ def test_three_frameworks_from_the_same_weights_give_the_same_losses(home, tmp_p
     weights = tmp_path / "init.safetensors"
     script = (
         "import sys; from safetensors.numpy import save_file; from medbench.frameworks import get_framework\n"
-        "from medbench.frameworks.base import RuntimeSettings\n"
-        "fw = get_framework('torch'); fw.configure(RuntimeSettings(threads=1))\n"
+        "from medbench.config import RuntimeConfig\n"
+        "fw = get_framework('torch'); fw.configure(RuntimeConfig(threads=1))\n"
         "m = fw.build_model('simple_cnn', num_classes=2, in_channels=1, image_size=28, dropout=0.0)\n"
         "save_file(fw.state_dict(m), sys.argv[1])\n"
     )

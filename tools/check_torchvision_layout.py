@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torchvision
 
+from medbench.config import RuntimeConfig
 from medbench.frameworks import get_framework
-from medbench.frameworks.base import RuntimeSettings
 
 FRAMEWORK = get_framework("torch")
 NUM_CLASSES, IN_CHANNELS = 1000, 3  # torchvision's defaults
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     args = parser.parse_args(argv)
     # contiguous NCHW on the CPU, as torchvision's model runs, so identical logits can be asked for
-    FRAMEWORK.configure(RuntimeSettings(device="cpu", channels_last=False, threads=torch.get_num_threads()))
+    FRAMEWORK.configure(RuntimeConfig(device="cpu", channels_last=False, threads=torch.get_num_threads()))
     results = [check(name, args.size) for name in (args.model or MODELS)]
     if args.json:
         print(

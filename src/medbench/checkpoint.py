@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.config import RunConfig, parse_config
+from medbench.config import RunConfig, RuntimeConfig, parse_config
 from medbench.errors import MedbenchError
 
 
@@ -37,7 +37,6 @@ class LoadedCheckpoint:
 def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     """Rebuilds the model of a run folder in its framework and loads its best weights."""
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
     from medbench.preflight import read_run_meta, run_folder
     from medbench.training import model_inputs
     from medbench.training.run_folder import best_weights_path
@@ -46,7 +45,7 @@ def load_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     folder = run_folder(folder)
     config = parse_config(meta["config"])
     fw = get_framework(meta["framework"])
-    fw.configure(RuntimeSettings(threads=config.runtime.threads, device=config.runtime.device))
+    fw.configure(RuntimeConfig(threads=config.runtime.threads, device=config.runtime.device))
     from medbench.data.registry import get_dataset
 
     model = fw.build_model(

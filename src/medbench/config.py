@@ -26,13 +26,23 @@ class _Frozen(BaseModel):
 
 
 class OptimizerConfig(_Frozen):
+    """An optimizer in framework-neutral terms; every back-end's trainer takes this one type. The trainer
+    may change the learning rate per step (the schedule); ``lr`` is the base rate."""
+
     name: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
     nesterov: bool = False
+    # decoupled for AdamW, L2 added to the gradient for SGD and Adam (as torch does)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs SGD with momentum > 0 (as in PyTorch); set nesterov = false")
+        return self
 
 
 class ScheduleConfig(_Frozen):
@@ -143,11 +153,14 @@ class FinetuneConfig(_Frozen):
 
 
 class RuntimeConfig(_Frozen):
-    threads: int | None = Field(None, ge=1)
+    """How a framework runs: the same fields for every framework, recorded with every result; every
+    back-end's ``runtime.configure`` takes this one type."""
+
+    threads: int | None = Field(None, ge=1)  # intra-op threads; None = the framework's default
     interop_threads: int | None = Field(None, ge=1)
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = True
+    device: Literal["auto", "cpu", "gpu"] = "auto"  # "auto" = the one GPU when present, else CPU
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # compute dtype; parameters stay fp32
+    channels_last: bool = True  # PyTorch's memory format; ignored elsewhere (NHWC already)
     # deterministic kernels where the framework has them (torch.use_deterministic_algorithms, TF op
     # determinism, XLA's deterministic ops): slower, and bit-reproducible runs on one machine
     deterministic: bool = False

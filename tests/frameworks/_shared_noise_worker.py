@@ -17,9 +17,9 @@ import numpy as np
 
 
 def main(framework: str, spec_json: str, out: str) -> None:
+    from medbench.config import OptimizerConfig, RuntimeConfig
     from medbench.data.noise import NoiseStream
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import OptimizerSpec, RuntimeSettings
     from medbench.frameworks.families import resolve_model
     from medbench.frameworks.initialization import apply_shared_init
     from medbench.frameworks.noise import check_sites, noise_sites
@@ -28,7 +28,7 @@ def main(framework: str, spec_json: str, out: str) -> None:
     model_name, options, size = spec["model"], spec.get("options", {}), int(spec["size"])
     batch, steps, seed, classes = int(spec["batch"]), int(spec["steps"]), int(spec["seed"]), 4
     fw = get_framework(framework)
-    fw.configure(RuntimeSettings(threads=1, device="cpu", deterministic=True))
+    fw.configure(RuntimeConfig(threads=1, device="cpu", deterministic=True))
     family, resolved = resolve_model(model_name, options)
     sites = noise_sites(family, resolved, image_size=size)
     stream = NoiseStream(sites, seed)
@@ -41,7 +41,7 @@ def main(framework: str, spec_json: str, out: str) -> None:
                                **options)  # fmt: skip
         apply_shared_init(fw, model, model_name, options, seed=seed, image_size=size)
         check_sites(fw.noise_layers(model), sites, framework=framework)
-        trainer = fw.create_trainer(model, optimizer=OptimizerSpec(name="sgd", lr=spec["lr"], momentum=0.9))
+        trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="sgd", lr=spec["lr"], momentum=0.9))
         out = []
         for step in range(steps):
             masks = stream.masks(0, step, batch)

@@ -21,12 +21,12 @@ CASES = (
 
 
 def main(framework: str, out: str) -> None:
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
     from medbench.frameworks.initialization import apply_shared_init
 
     fw = get_framework(framework)
-    fw.configure(RuntimeSettings(threads=1, device="cpu"))
+    fw.configure(RuntimeConfig(threads=1, device="cpu"))
     arrays = {}
     for case, name, options, size, seed in CASES:
         model = fw.build_model(name, num_classes=3, in_channels=1, image_size=size, seed=seed, **options)

@@ -22,13 +22,13 @@ FRAMEWORK_NAME, JOB = sys.argv[1], Path(sys.argv[2])
 
 
 def main() -> None:
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
 
     job = json.loads((JOB / "job.json").read_text())
     fw = get_framework(FRAMEWORK_NAME)
     start = time.perf_counter()
-    applied = fw.configure(RuntimeSettings(**job.get("settings", {})))
+    applied = fw.configure(RuntimeConfig(**job.get("settings", {})))
     arrays = dict(np.load(JOB / "arrays.npz")) if (JOB / "arrays.npz").exists() else {}
     results = {
         "_applied": applied,
@@ -128,11 +128,11 @@ def task_model(fw, task, arrays, out):
 
 def task_train(fw, task, arrays, out):
     """Load reference weights, run the given steps, report losses, final weights and eval logits."""
-    from medbench.frameworks.base import OptimizerSpec
+    from medbench.config import OptimizerConfig
 
     model = _initial(fw, task, arrays, out)
     spec = task["optimizer"]
-    spec = OptimizerSpec(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
+    spec = OptimizerConfig(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
     plans = _plans(fw, model, task)
     trainer = fw.create_trainer(
         model,
@@ -250,10 +250,10 @@ def _write_torch_checkpoints(model, task) -> None:
 
 def task_optimizer(fw, task, arrays, out):
     """The optimizer alone, on given gradients: ``params`` and one gradient array per step (``grads/i``)."""
-    from medbench.frameworks.base import OptimizerSpec
+    from medbench.config import OptimizerConfig
 
     spec = task["optimizer"]
-    spec = OptimizerSpec(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
+    spec = OptimizerConfig(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
     p0, lrs = arrays[task["params"]], task["lrs"]
     grads = [arrays[f"{task['grads']}/{i}"] for i in range(len(lrs))]
     if FRAMEWORK_NAME == "torch":
@@ -343,7 +343,7 @@ def task_runtime(fw, task, arrays, out):
 
         res.update(backend=jax.default_backend())
     # a tiny model still builds, predicts and trains under these settings (mixed precision included)
-    from medbench.frameworks.base import OptimizerSpec
+    from medbench.config import OptimizerConfig
 
     model = fw.build_model(
         "simple_cnn", num_classes=3, in_channels=1, image_size=8, widths=(4,), hidden=4, dropout=0.0
@@ -351,7 +351,7 @@ def task_runtime(fw, task, arrays, out):
     images = np.random.default_rng(0).standard_normal((4, 8, 8, 1), dtype=np.float32)
     logits = fw.predict(model, images)
     res.update(logits_shape=list(logits.shape), logits_dtype=str(logits.dtype))
-    trainer = fw.create_trainer(model, optimizer=OptimizerSpec("adam", lr=1e-2))
+    trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="adam", lr=1e-2))
     res["losses"] = [trainer.train_step(images, np.array([0, 1, 2, 0])).loss for _ in range(3)]
     res["trained_logits_finite"] = bool(np.isfinite(trainer.eval_logits(images)).all())
     return res

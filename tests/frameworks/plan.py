@@ -164,7 +164,7 @@ OPTIMIZER_CASES: list[dict[str, Any]] = [
         "lrs": ADAM_LRS,
     },
     {"id": "opt_adamw", "optimizer": {"name": "adamw", "weight_decay": 0.1}, "lrs": ADAM_LRS},
-]  # SGD's momentum defaults to 0.9 (OptimizerSpec)
+]  # SGD's momentum defaults to 0.9 (OptimizerConfig)
 
 
 def inputs(cases: list[Case], seed: int = 0) -> dict[str, np.ndarray]:

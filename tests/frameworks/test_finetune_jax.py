@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medbench.config import FinetuneConfig
+from medbench.config import FinetuneConfig, OptimizerConfig
 from medbench.errors import ConfigError
 from medbench.finetune import plan_for_epoch
-from medbench.frameworks.base import OptimizerSpec, ParamGroup, TrainPlan
+from medbench.frameworks.base import ParamGroup, TrainPlan
 
 pytest.importorskip("jax")
 pytest.importorskip("flax")
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.jax
 HEAD = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 BLOCK0 = ("blocks.0.0.conv.weight", "blocks.0.0.bn.weight", "blocks.0.0.bn.bias")
 BLOCK1 = ("blocks.1.0.conv.weight", "blocks.1.0.bn.weight", "blocks.1.0.bn.bias")
-ADAM = OptimizerSpec("adam", lr=1e-2, weight_decay=1e-3)
+ADAM = OptimizerConfig(name="adam", lr=1e-2, weight_decay=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_frozen_parameters_and_frozen_norm_stay_bit_identical(fw):
     plan = TrainPlan(
         (ParamGroup("head", HEAD), ParamGroup("top", BLOCK1[1:])), frozen_norm=("blocks.0.0.bn",)
     )
-    sgd = OptimizerSpec("sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sgd = OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     trainer = fw.create_trainer(model, optimizer=sgd, plan=plan)
     _train(trainer, _batches(3))
     after = fw.state_dict(trainer.model)
@@ -162,7 +162,7 @@ def test_frozen_norm_uses_running_statistics_in_training_steps(fw):
 
 def test_lr_scale_half_moves_half_as_far(fw):
     """Plain SGD: the step is ``-lr x scale x g``; the first step's gradients do not depend on the plan."""
-    sgd = OptimizerSpec("sgd", lr=0.25, momentum=0.0)
+    sgd = OptimizerConfig(name="sgd", lr=0.25, momentum=0.0)
     start = fw.state_dict(_model(fw))
     deltas = {}
     for scale in (1.0, 0.5):
@@ -217,7 +217,7 @@ def test_gradual_unfreezing_joins_stages_with_their_own_step_count(fw):
         ["head", "blocks.1", "blocks.0"],
     ]
     trainer = fw.create_trainer(
-        model, optimizer=OptimizerSpec("adamw", lr=1e-3, weight_decay=0.05), plan=plans[0]
+        model, optimizer=OptimizerConfig(name="adamw", lr=1e-3, weight_decay=0.05), plan=plans[0]
     )
     for plan, batch in zip(plans, _batches(3), strict=True):
         if plan is not plans[0]:

@@ -38,12 +38,13 @@ SGD_LR = 2.0**-3  # a power of two: lr x 0.5 is exact, so "half as far" holds to
 
 # ---- the worker (a fresh process with Keras on one backend) ------------------------------------------------
 def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
+    from medbench.config import OptimizerConfig, RuntimeConfig
     from medbench.errors import ConfigError
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import OptimizerSpec, ParamGroup, RuntimeSettings, TrainPlan
+    from medbench.frameworks.base import ParamGroup, TrainPlan
 
     fw = get_framework(framework)
-    fw.configure(RuntimeSettings(threads=1, deterministic=True))
+    fw.configure(RuntimeConfig(threads=1, deterministic=True))
     import keras  # after configure, which chooses the backend
 
     rng = np.random.default_rng(0)
@@ -74,7 +75,7 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
     head = group("head", HEAD)
 
     # (1) frozen stages: head only; block 0's BatchNorm frozen, block 1's in training mode with frozen params
-    sgd = OptimizerSpec("sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sgd = OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     m = model()
     out["count/before"] = np.array(fw.count_params(m))
     t = fw.create_trainer(m, optimizer=sgd, plan=TrainPlan((head,), frozen_norm=("blocks.0.0.bn",)))
@@ -95,7 +96,7 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
     out["all_norm_frozen/unfrozen_train_logits"] = keras.ops.convert_to_numpy(model()(x, training=True))
 
     # (3) plain SGD, the backbone at lr x 0.5 against lr x 1
-    plain = OptimizerSpec("sgd", lr=SGD_LR, momentum=0.0)
+    plain = OptimizerConfig(name="sgd", lr=SGD_LR, momentum=0.0)
     for tag, scale in (("scale_half", 0.5), ("scale_one", 1.0)):
         t = fw.create_trainer(
             model(), optimizer=plain, plan=TrainPlan((head, group("backbone", BLOCK0 + BLOCK1, scale)))
@@ -103,7 +104,7 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
         record(tag, t, [t.train_step(x, y).loss])
 
     # (4) Adam: head for two steps, block 1 joins at 0.5, the head is dropped, then joins again as new
-    adam = OptimizerSpec("adam", lr=ADAM_LR)
+    adam = OptimizerConfig(name="adam", lr=ADAM_LR)
     joined = TrainPlan((head, group("block1", BLOCK1, 0.5)))
     t = fw.create_trainer(model(), optimizer=adam, plan=TrainPlan((head,)))
     losses = [t.train_step(x, y).loss, t.train_step(x, y).loss]
@@ -123,7 +124,7 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
     record("head_only/3", t, [t.train_step(x, y).loss for _ in range(3)])
 
     # (5) save_state after two steps, a new trainer (other weights) with that plan loads it, block 1 joins
-    adamw = OptimizerSpec("adamw", lr=ADAM_LR, weight_decay=0.05)
+    adamw = OptimizerConfig(name="adamw", lr=ADAM_LR, weight_decay=0.05)
     folder = Path(os.environ["FINETUNE_TMP"]) / "state"
     t = fw.create_trainer(model(), optimizer=adamw, plan=TrainPlan((head,), frozen_norm=NORMS))
     t.train_step(x, y)
@@ -138,7 +139,7 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
     record("resumed", t, [t.train_step(x, y).loss])
 
     # (6) plan=None against one group of every parameter, Adam with L2
-    adam_l2 = OptimizerSpec("adam", lr=ADAM_LR, weight_decay=1e-3)
+    adam_l2 = OptimizerConfig(name="adam", lr=ADAM_LR, weight_decay=1e-3)
     m = model()
     t = fw.create_trainer(m, optimizer=adam_l2)
     record("no_plan", t, [t.train_step(x, y).loss, t.train_step(x, y, lr=ADAM_LR / 2).loss])
@@ -175,11 +176,11 @@ def worker_trainer(framework: str = "keras") -> dict[str, np.ndarray]:
 
 
 def worker_efficientnet_head() -> dict[str, np.ndarray]:
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
 
     fw = get_framework("keras")
-    fw.configure(RuntimeSettings(threads=1))
+    fw.configure(RuntimeConfig(threads=1))
     m = fw.build_model(
         "efficientnetv2_s", num_classes=7, in_channels=3, image_size=32, head="mlp", head_hidden=64
     )

@@ -13,19 +13,21 @@ import copy
 import numpy as np
 import pytest
 
-from medbench.config import FinetuneConfig
+from medbench.config import FinetuneConfig, OptimizerConfig
 from medbench.errors import ConfigError, MedbenchError
 from medbench.finetune import plan_for_epoch
-from medbench.frameworks.base import OptimizerSpec, ParamGroup, TrainPlan
+from medbench.frameworks.base import ParamGroup, TrainPlan
 
 torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.torch
 
 OPTIMIZERS = [
-    pytest.param(OptimizerSpec("sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4), id="sgd"),
-    pytest.param(OptimizerSpec("adam", lr=1e-2, weight_decay=1e-3), id="adam_l2"),
-    pytest.param(OptimizerSpec("adamw", lr=1e-2, weight_decay=0.05), id="adamw"),
+    pytest.param(
+        OptimizerConfig(name="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4), id="sgd"
+    ),
+    pytest.param(OptimizerConfig(name="adam", lr=1e-2, weight_decay=1e-3), id="adam_l2"),
+    pytest.param(OptimizerConfig(name="adamw", lr=1e-2, weight_decay=0.05), id="adamw"),
 ]
 # a linear probe first, then one more stage per epoch (blocks.1, then blocks.0) at 0.3 x the learning rate
 GRADUAL = FinetuneConfig(trainable="head", unfreeze_every=1, backbone_lr_scale=0.3)
@@ -163,7 +165,9 @@ def test_frozen_parameters_and_norm_statistics_stay_put(fw):
     model = _model(fw)
     start = copy.deepcopy(model.state_dict())
     plan = plan_for_epoch("simple_cnn", list(start), GRADUAL, 0)
-    trainer = fw.create_trainer(model, optimizer=OptimizerSpec("adam", lr=1e-2, weight_decay=0.1), plan=plan)
+    trainer = fw.create_trainer(
+        model, optimizer=OptimizerConfig(name="adam", lr=1e-2, weight_decay=0.1), plan=plan
+    )
     for x, y in _batches(2):
         trainer.train_step(x, y)
     after = model.state_dict()
@@ -179,7 +183,7 @@ def test_a_group_that_leaves_and_returns_starts_fresh(fw):
     keys = list(fw.state_dict(model))
     head = plan_for_epoch("simple_cnn", keys, GRADUAL, 0)
     both = plan_for_epoch("simple_cnn", keys, GRADUAL, 1)
-    trainer = fw.create_trainer(model, optimizer=OptimizerSpec("adam", lr=1e-2), plan=both)
+    trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="adam", lr=1e-2), plan=both)
     batches = _batches(4)
     trainer.train_step(*batches[0])
     trainer.set_plan(head)
@@ -199,7 +203,7 @@ def test_a_group_that_leaves_and_returns_starts_fresh(fw):
 
 def test_one_group_at_scale_one_is_the_plain_trainer_bit_for_bit(fw):
     batches = _batches(3)
-    spec = OptimizerSpec("sgd", lr=0.1, momentum=0.9, weight_decay=1e-3)
+    spec = OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3)
     plain, planned = _model(fw), _model(fw)
     everything = TrainPlan((ParamGroup("all", tuple(name for name, _ in planned.named_parameters())),))
     trainers = [
@@ -217,7 +221,7 @@ def test_frozen_norm_runs_in_inference_mode(fw):
     model = _model(fw)
     names = tuple(name for name, _ in model.named_parameters())
     plan = TrainPlan((ParamGroup("all", names, 0.5),), frozen_norm=("blocks.0.0.bn",))
-    trainer = fw.create_trainer(model, optimizer=OptimizerSpec("sgd", lr=0.1), plan=plan)
+    trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="sgd", lr=0.1), plan=plan)
     bn0, bn1 = model.get_submodule("blocks.0.0.bn"), model.get_submodule("blocks.1.0.bn")
     stats = [copy.deepcopy(bn.running_mean) for bn in (bn0, bn1)]
     seen = {}
@@ -239,7 +243,7 @@ def test_frozen_norm_runs_in_inference_mode(fw):
 
 def test_state_round_trip_with_a_plan(fw, tmp_path):
     """Saved after a change of plan, loaded into a trainer created with the plan in force: the same steps."""
-    spec = OptimizerSpec("adam", lr=1e-2, weight_decay=1e-3)
+    spec = OptimizerConfig(name="adam", lr=1e-2, weight_decay=1e-3)
     batches = _batches(len(EPOCHS))
     straight = _model(fw)
     _, trainer = _with_trainer(fw, straight, spec, batches)
@@ -279,7 +283,7 @@ def test_state_round_trip_with_a_plan(fw, tmp_path):
 )
 def test_a_plan_that_does_not_fit_the_model_is_a_config_error(fw, plan, message):
     with pytest.raises(ConfigError, match=message):
-        fw.create_trainer(_model(fw), optimizer=OptimizerSpec("sgd", lr=0.1), plan=plan)
+        fw.create_trainer(_model(fw), optimizer=OptimizerConfig(name="sgd", lr=0.1), plan=plan)
 
 
 # ---- the mlp head ------------------------------------------------------------------------------------------

@@ -76,13 +76,13 @@ def make_reference(
     """Weights, inputs and reference logits of one (model, size) in ``out_dir``; see the module docstring."""
     from safetensors.numpy import save_file
 
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fw = get_framework("torch")
-    fw.configure(RuntimeSettings(threads=threads, device="cpu"))
+    fw.configure(RuntimeConfig(threads=threads, device="cpu"))
     net = fw.build_model(
         model, num_classes=num_classes, in_channels=in_channels, image_size=image_size, seed=seed
     )

@@ -17,33 +17,10 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from medbench.config import OptimizerConfig, RuntimeConfig
+
 Precision = Literal["fp32", "bf16", "fp16"]
 LossName = Literal["cross_entropy", "bce_with_logits"]
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """How a framework should run: the same fields for every framework, recorded with every result."""
-
-    threads: int | None = None  # intra-op threads; None = the framework's default
-    interop_threads: int | None = None
-    device: Literal["auto", "cpu", "gpu"] = "auto"  # "auto" = the one GPU when present, else CPU
-    precision: Precision = "fp32"  # compute dtype for mixed precision; parameters stay fp32
-    channels_last: bool = True  # PyTorch memory format; ignored elsewhere (NHWC already)
-    deterministic: bool = False
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """An optimizer in framework-neutral terms. ``lr`` may be changed per step by the caller."""
-
-    name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = False
-    weight_decay: float = 0.0  # decoupled for AdamW, L2 added to the gradient for SGD and Adam (as torch)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -141,7 +118,7 @@ class Trainer(abc.ABC):
 
 
 class RuntimeModule(Protocol):
-    def configure(self, settings: RuntimeSettings, *, framework: str) -> tuple[Any, dict[str, Any]]:
+    def configure(self, settings: RuntimeConfig, *, framework: str) -> tuple[Any, dict[str, Any]]:
         """Applies threads, device and precision before the framework is imported; returns (rt, applied)."""
 
     def synchronize(self, rt: Any) -> None:
@@ -173,7 +150,7 @@ class ModelsModule(Protocol):
 
 class TrainModule(Protocol):
     def create_trainer(
-        self, model: Any, rt: Any, *, optimizer: OptimizerSpec, loss: LossName, label_smoothing: float,
+        self, model: Any, rt: Any, *, optimizer: OptimizerConfig, loss: LossName, label_smoothing: float,
         class_weights: Sequence[float] | None, plan: TrainPlan | None,
     ) -> Trainer:  # fmt: skip
         """A :class:`Trainer` of ``model`` (see :meth:`Backend.create_trainer`)."""
@@ -243,7 +220,7 @@ class Backend:
         return importlib.import_module(f"medbench.frameworks.{self.package}.{name}")
 
     # ---- runtime --------------------------------------------------------------------------------------
-    def configure(self, settings: RuntimeSettings) -> dict[str, Any]:
+    def configure(self, settings: RuntimeConfig) -> dict[str, Any]:
         """Applies threads, device and precision before any model is built; returns what was applied."""
         self._runtime, self.applied = self.module("runtime").configure(settings, framework=self.name)
         return dict(self.applied)
@@ -252,7 +229,7 @@ class Backend:
     def runtime(self) -> Any:
         """The back-end's runtime object; the defaults, for callers that never configure."""
         if self._runtime is None:
-            self.configure(RuntimeSettings())
+            self.configure(RuntimeConfig())
         return self._runtime
 
     def synchronize(self) -> None:
@@ -327,7 +304,7 @@ class Backend:
         self,
         model: Any,
         *,
-        optimizer: OptimizerSpec,
+        optimizer: OptimizerConfig,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,

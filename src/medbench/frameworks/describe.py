@@ -37,11 +37,11 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 
 def measure(framework: str, names: list[str], *, image_size: int, num_classes: int, in_channels: int) -> dict:
     """In *this* process: ``{"versions": ..., "models": {name: {"params", "flops"} or {"error"}}}``."""
+    from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
-    from medbench.frameworks.base import RuntimeSettings
 
     fw = get_framework(framework)
-    fw.configure(RuntimeSettings())
+    fw.configure(RuntimeConfig())
     models: dict[str, Any] = {}
     for name in names:
         try:

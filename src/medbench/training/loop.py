@@ -144,7 +144,7 @@ def create_run_state(config: RunConfig, *, run_dir: Path, progress: Progress, ch
 
     with chrono.phase("framework_import"):
         fw = get_framework(config.framework)
-        applied = fw.configure(_runtime_settings(config))
+        applied = fw.configure(config.runtime)
     chrono.sync = fw.synchronize
     with chrono.phase("data_load"):
         data = load_data(config)
@@ -191,18 +191,10 @@ def create_run_state(config: RunConfig, *, run_dir: Path, progress: Progress, ch
     )
 
 
-def _runtime_settings(config: RunConfig):
-    from medbench.frameworks.base import RuntimeSettings
-
-    return RuntimeSettings(**config.runtime.model_dump())  # the same fields: a new one must be in both
-
-
 def _create_trainer(config: RunConfig, fw, model, data, *, plan):
-    from medbench.frameworks.base import OptimizerSpec
-
     return fw.create_trainer(
         model,
-        optimizer=OptimizerSpec(**config.recipe.optimizer.model_dump()),  # the same fields, as above
+        optimizer=config.recipe.optimizer,
         loss="bce_with_logits" if data.multi_label else "cross_entropy",
         label_smoothing=config.recipe.label_smoothing,
         class_weights=class_weights_for(config, data),

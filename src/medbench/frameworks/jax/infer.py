@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medbench.frameworks.base import RuntimeSettings
+from medbench.config import RuntimeConfig
 from medbench.frameworks.checkpoints import read_state_dict
 from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
@@ -42,7 +42,7 @@ def prepare_jit(request: EngineRequest, phases: Phases) -> PreparedEngine:
         from medbench.frameworks import get_framework
 
         fw = get_framework("jax")
-        applied = fw.configure(RuntimeSettings(threads=request.threads, device=request.device))
+        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
         import jax
         from flax import nnx
 

@@ -15,15 +15,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
-from medbench.frameworks.base import RuntimeSettings
 
 _DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass
 class JaxRuntime:
-    settings: RuntimeSettings
+    settings: RuntimeConfig
     backend: str = "cpu"
     dtype: Any = None  # compute dtype of the model; parameters stay float32
     last: list = field(default_factory=list)  # the latest device output, for synchronize()
@@ -46,7 +46,7 @@ def _backends_started() -> bool:
     return False
 
 
-def thread_flags(settings: RuntimeSettings) -> list[str]:
+def thread_flags(settings: RuntimeConfig) -> list[str]:
     flags = []
     if settings.threads == 1:
         flags.append("--xla_cpu_multi_thread_eigen=false")
@@ -65,7 +65,7 @@ def pin_threads(threads: int) -> list[int]:
     return chosen
 
 
-def configure(settings: RuntimeSettings, *, framework: str = "jax") -> tuple[JaxRuntime, dict[str, Any]]:
+def configure(settings: RuntimeConfig, *, framework: str = "jax") -> tuple[JaxRuntime, dict[str, Any]]:
     if _backends_started() and (settings.threads is not None or settings.deterministic):
         raise ConfigError(
             "JAX's backend is already running, so XLA flags and thread pinning can no longer apply.",

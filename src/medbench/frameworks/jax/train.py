@@ -33,15 +33,16 @@ import numpy as np
 import optax
 from flax import nnx
 
+from medbench.config import OptimizerConfig
 from medbench.errors import ConfigError
-from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
+from medbench.frameworks.base import LossName, StepResult, Trainer, TrainPlan
 from medbench.frameworks.jax.convert import torch_name
 from medbench.frameworks.jax.runtime import JaxRuntime
 from medbench.frameworks.noise import shared_masks
 from medbench.frameworks.training import check_recipe, targets
 
 
-def create_optimizer(spec: OptimizerSpec) -> optax.GradientTransformation:
+def create_optimizer(spec: OptimizerConfig) -> optax.GradientTransformation:
     def make(learning_rate):
         b1, b2 = spec.betas
         if spec.name == "adamw":
@@ -137,13 +138,13 @@ class JaxTrainer(Trainer):
         model: nnx.Module,
         runtime: JaxRuntime,
         *,
-        optimizer: OptimizerSpec,
+        optimizer: OptimizerConfig,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
         plan: TrainPlan | None = None,
     ):
-        check_recipe(optimizer, loss, label_smoothing)
+        check_recipe(loss, label_smoothing)
         self._model, self._runtime, self._loss, self._lr = model, runtime, loss, optimizer.lr
         self._tx = create_optimizer(optimizer)  # stateless: one per trainer, initialised per group
         weights = None if class_weights is None else tuple(float(w) for w in class_weights)

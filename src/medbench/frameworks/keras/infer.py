@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
-from medbench.frameworks.base import RuntimeSettings
 from medbench.frameworks.checkpoints import read_state_dict
 from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
@@ -43,7 +43,7 @@ def _build(request: EngineRequest, phases: Phases, *, backends: tuple[str, ...])
                 "Run it through `medbench bench`, which sets KERAS_BACKEND in the engine's fresh process.",
             )
         fw = get_framework(FRAMEWORK_OF_BACKEND[backend])  # keras, keras-jax or keras-torch
-        applied = fw.configure(RuntimeSettings(threads=request.threads, device=request.device))
+        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
     with phases.phase("build"):
         model = fw.build_model(
             request.model,
@@ -134,7 +134,7 @@ def export_onnx(
     from medbench.frameworks import get_framework
 
     fw = get_framework("keras")
-    fw.configure(RuntimeSettings(device="cpu"))
+    fw.configure(RuntimeConfig(device="cpu"))
     if fw.runtime.backend != "tensorflow":
         raise ConfigError(
             f"The Keras ONNX export needs KERAS_BACKEND=tensorflow, not {fw.runtime.backend!r}."

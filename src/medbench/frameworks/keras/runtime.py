@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
-from medbench.frameworks.base import RuntimeSettings
 
 DEFAULT_BACKEND = "tensorflow"
 # medbench's framework name of each Keras backend: one framework per backend, each in its own process
@@ -27,12 +27,12 @@ _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16
 
 @dataclass
 class KerasRuntime:
-    settings: RuntimeSettings
+    settings: RuntimeConfig
     backend: str = DEFAULT_BACKEND
     device: str = "cpu"
 
 
-def _configure_tensorflow(settings: RuntimeSettings, applied: dict[str, Any]) -> str:
+def _configure_tensorflow(settings: RuntimeConfig, applied: dict[str, Any]) -> str:
     import tensorflow as tf
 
     try:
@@ -65,7 +65,7 @@ def _configure_tensorflow(settings: RuntimeSettings, applied: dict[str, Any]) ->
     return "gpu" if gpus else "cpu"
 
 
-def _configure_other(backend: str, settings: RuntimeSettings, applied: dict[str, Any]) -> str:
+def _configure_other(backend: str, settings: RuntimeConfig, applied: dict[str, Any]) -> str:
     if backend == "jax":
         from medbench.frameworks.jax import runtime as jax_runtime
 
@@ -96,7 +96,7 @@ def _keep_tensorflow_out() -> None:
         pass
 
 
-def configure(settings: RuntimeSettings, *, framework: str = "keras") -> tuple[KerasRuntime, dict[str, Any]]:
+def configure(settings: RuntimeConfig, *, framework: str = "keras") -> tuple[KerasRuntime, dict[str, Any]]:
     """Sets ``KERAS_BACKEND`` to the backend of ``framework`` (``keras`` -> TensorFlow, ``keras-jax``,
     ``keras-torch``; overriding the environment: the framework name decides, and is what the store records),
     applies ``settings`` to that backend, then imports Keras."""

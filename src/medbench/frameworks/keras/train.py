@@ -28,9 +28,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from medbench.config import OptimizerConfig
 from medbench.errors import ConfigError
 from medbench.finetune import BUFFER_SUFFIXES
-from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
+from medbench.frameworks.base import LossName, StepResult, Trainer, TrainPlan
 from medbench.frameworks.keras.convert import weights_by_torch_name
 from medbench.frameworks.keras.layers import torch_path
 from medbench.frameworks.keras.runtime import KerasRuntime
@@ -184,7 +185,7 @@ class TorchAdam(TorchOptimizer):
         return {**super().get_config(), **extra, "decoupled": self.decoupled}
 
 
-def create_optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
+def create_optimizer(spec: OptimizerConfig) -> keras.optimizers.Optimizer:
     if spec.name == "sgd":
         return TorchSGD(spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, l2=spec.weight_decay)
     b1, b2 = spec.betas
@@ -220,13 +221,13 @@ class KerasTrainer(Trainer):
         model: keras.Model,
         runtime: KerasRuntime,
         *,
-        optimizer: OptimizerSpec,
+        optimizer: OptimizerConfig,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
         plan: TrainPlan | None = None,
     ):
-        check_recipe(optimizer, loss, label_smoothing)
+        check_recipe(loss, label_smoothing)
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self._backend = runtime.backend
         if runtime.settings.precision == "fp16" and self._backend != "tensorflow":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from medbench.frameworks.base import RuntimeSettings
+from medbench.config import RuntimeConfig
 from medbench.frameworks.checkpoints import read_state_dict
 from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
@@ -23,7 +23,7 @@ def _build(request: EngineRequest, phases: Phases):
         from medbench.frameworks import get_framework
 
         fw = get_framework("torch")
-        applied = fw.configure(RuntimeSettings(threads=request.threads, device=request.device))
+        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
     with phases.phase("build"):
         model = fw.build_model(
             request.model,
@@ -111,7 +111,7 @@ def export_onnx(
     from medbench.frameworks import get_framework
 
     fw = get_framework("torch")
-    fw.configure(RuntimeSettings(device="cpu", channels_last=False))
+    fw.configure(RuntimeConfig(device="cpu", channels_last=False))
     net = fw.build_model(model, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     fw.load_state_dict(net, read_state_dict(weights))
     example = torch.zeros(2, image_size, image_size, in_channels)

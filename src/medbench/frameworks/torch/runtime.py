@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
-from medbench.frameworks.base import RuntimeSettings
 
 _AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
@@ -17,7 +17,7 @@ _AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 class TorchRuntime:
     """What :func:`configure` decided; the back-end reads it when it builds, predicts and trains."""
 
-    settings: RuntimeSettings
+    settings: RuntimeConfig
     device: str = "cpu"  # "cpu" or "cuda"
 
     @property
@@ -49,7 +49,7 @@ class TorchRuntime:
         return x if self.settings.channels_last else x.contiguous()
 
 
-def configure(settings: RuntimeSettings, *, framework: str = "torch") -> tuple[TorchRuntime, dict[str, Any]]:
+def configure(settings: RuntimeConfig, *, framework: str = "torch") -> tuple[TorchRuntime, dict[str, Any]]:
     """Applies ``settings`` to torch and returns the runtime plus what was applied (for the results store)."""
     if settings.deterministic:  # cuBLAS reads this when CUDA initialises
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

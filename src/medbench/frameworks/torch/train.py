@@ -16,14 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medbench.config import OptimizerConfig
 from medbench.errors import ConfigError, MedbenchError
-from medbench.frameworks.base import LossName, OptimizerSpec, StepResult, Trainer, TrainPlan
+from medbench.frameworks.base import LossName, StepResult, Trainer, TrainPlan
 from medbench.frameworks.noise import shared_masks
 from medbench.frameworks.torch.runtime import TorchRuntime
 from medbench.frameworks.training import check_recipe, targets
 
 
-def create_optimizer(params, spec: OptimizerSpec) -> torch.optim.Optimizer:
+def create_optimizer(params, spec: OptimizerConfig) -> torch.optim.Optimizer:
     """``torch.optim`` for ``spec`` over ``params`` (tensors that require grad, or parameter-group dicts)."""
     params = list(params)
     if spec.name == "sgd":
@@ -40,13 +41,13 @@ class TorchTrainer(Trainer):
         model: nn.Module,
         runtime: TorchRuntime,
         *,
-        optimizer: OptimizerSpec,
+        optimizer: OptimizerConfig,
         loss: LossName = "cross_entropy",
         label_smoothing: float = 0.0,
         class_weights=None,
         plan: TrainPlan | None = None,
     ):
-        check_recipe(optimizer, loss, label_smoothing)
+        check_recipe(loss, label_smoothing)
         self._model, self._runtime = model, runtime
         self._weight = (
             None
