@@ -37,6 +37,10 @@ def test_each_engine_points_at_an_existing_module_and_needs_what_it_says(name):
         assert backend in spec.requires  # the backend it runs on must be installed
     if spec.framework == "onnxruntime":
         assert spec.artifact in ARTIFACTS and spec.requires == ("onnxruntime",)
+    else:  # a framework's engine needs what its back-end needs, stated once in medbench.frameworks
+        from medbench.frameworks import REQUIRES
+
+        assert spec.requires == REQUIRES[spec.framework]
 
 
 def test_unknown_engine_names_the_closest():

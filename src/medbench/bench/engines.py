@@ -27,6 +27,7 @@ from typing import Any
 from medbench.errors import ConfigError
 
 # the interface an engine implements lives beside the back-ends that implement it
+from medbench.frameworks import REQUIRES
 from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
 
 PrepareFn = Callable[[EngineRequest, Phases], PreparedEngine]
@@ -123,7 +124,11 @@ def register_engine(
     artifact: str | None = None,
     **options: Any,
 ) -> EngineSpec:
-    """Adds an engine to the registry; the name must be new and an artifact must be known."""
+    """Adds an engine to the registry; the name must be new and an artifact must be known.
+
+    ``requires`` defaults to what the engine's framework needs (:data:`medbench.frameworks.REQUIRES`), so
+    that knowledge lives in one place; engines of other runtimes (ONNX Runtime) name theirs.
+    """
     if name in _ENGINES:
         raise ValueError(f"engine {name!r} is already registered")
     if artifact is not None and artifact not in ARTIFACTS:
@@ -133,7 +138,7 @@ def register_engine(
         framework,
         entry,
         measures,
-        tuple(requires),
+        tuple(requires or REQUIRES.get(framework, ())),
         MappingProxyType(dict(env or {})),
         artifact,
         MappingProxyType(options),
@@ -155,28 +160,24 @@ register_engine(
     "torch",
     f"{_TORCH}:prepare_eager",
     "PyTorch eager: model.eval() under torch.inference_mode(), channels_last",
-    requires=("torch",),
 )
 register_engine(
     "torch-compile",
     "torch",
     f"{_TORCH}:prepare_compiled",
     "torch.compile (Inductor, default mode, static shapes: one compilation per batch size)",
-    requires=("torch",),
 )
 register_engine(
     "jax-jit",
     "jax",
     f"{_JAX}:prepare_jit",
     "Flax NNX forward under jax.jit, over the model state split once",
-    requires=("jax", "flax"),
 )
 register_engine(
     "keras-tf-eager",
     "keras",
     f"{_KERAS}:prepare_direct",
     "Keras 3 on TensorFlow: model(x, training=False), eager (never model.predict)",
-    requires=("keras", "tensorflow"),
     env={"KERAS_BACKEND": "tensorflow"},
 )
 register_engine(
@@ -184,7 +185,6 @@ register_engine(
     "keras",
     f"{_KERAS}:prepare_tf_xla",
     "Keras 3 on TensorFlow: tf.function(jit_compile=True) around the call (XLA)",
-    requires=("keras", "tensorflow"),
     env={"KERAS_BACKEND": "tensorflow"},
 )
 register_engine(
@@ -192,7 +192,6 @@ register_engine(
     "keras-jax",
     f"{_KERAS}:prepare_jax_jit",
     "the same Keras model on Keras's JAX backend: jax.jit(model.stateless_call), as Keras's predict",
-    requires=("keras", "jax"),
     env={"KERAS_BACKEND": "jax"},
 )
 register_engine(
@@ -200,7 +199,6 @@ register_engine(
     "keras-torch",
     f"{_KERAS}:prepare_direct",
     "the same Keras model on Keras's torch backend: model(x, training=False) under torch.no_grad()",
-    requires=("keras", "torch"),
     env={"KERAS_BACKEND": "torch"},
 )
 register_engine(
