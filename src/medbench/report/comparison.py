@@ -6,14 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medbench.report import plots, trajectory
-from medbench.report.aggregate import (
-    SPREAD_CRITERION_POINTS,
-    Comparison,
-    FrameworkResult,
-    metric,
-    stored_ci,
-    timing,
-)
+from medbench.report.aggregate import SPREAD_CRITERION_POINTS, Comparison
 from medbench.report.baseline import Baseline, no_better
 from medbench.report.document import Cell, Details, Figure, Note, Row, Section, Table
 from medbench.report.formatting import (
@@ -28,6 +21,7 @@ from medbench.report.formatting import (
     slug,
     when_text,
 )
+from medbench.report.pooling import FrameworkResult, metric, stored_ci, timing
 from medbench.report.references import (
     UPSAMPLED_NOTE,
     Reference,

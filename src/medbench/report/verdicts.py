@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medbench.report.aggregate import Comparison, FrameworkResult
+from medbench.report.aggregate import Comparison
 from medbench.report.document import Cell, Details, Note, Row, Section, Table
+from medbench.report.pooling import FrameworkResult
 from medbench.results import RunRecord
 from medbench.stats.pairs import (
     FrameworkPair,

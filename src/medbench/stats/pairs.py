@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from medbench.report.aggregate import Comparison, compare, framework_sort_key, metric, timing
+from medbench.report.aggregate import Comparison, compare
+from medbench.report.pooling import metric, timing
+from medbench.report.style import framework_sort_key
 from medbench.results import RunRecord
 from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest
 from medbench.stats.images import image_tests as tests_on_images
