@@ -15,7 +15,7 @@ from medbench.errors import ConfigError
 _VERDICT_STYLE = {"equivalent": "green", "different": "red", "not enough evidence": "yellow"}
 _SPEED_STYLE = {"faster": "green", "slower": "red"}
 
-# How each column of :func:`medbench.stats.pairs.pair_rows` and ``speed_rows`` prints, and its key for
+# How each column of :func:`medbench.stats.rows.pair_rows` and ``speed_rows`` prints, and its key for
 # scripts. Figures are already in the unit their name gives (percent, points, a ratio): shown as they are.
 _COLUMNS = {
     "seeds": Column("seeds", "int"),
@@ -64,7 +64,9 @@ def verdict_tables(
     """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print); ``metrics``
     (``acc``, ``auc``, ...) keeps only those rows of the pairs table. An empty table is left out, unless
     ``keep_empty`` (scripts: the same tables, by key, whatever the runs)."""
-    from medbench.stats.pairs import METRICS, compare_frameworks, compare_latency, pair_rows, speed_rows
+    from medbench.stats.latency import compare_latency
+    from medbench.stats.pairs import METRICS, compare_frameworks
+    from medbench.stats.rows import pair_rows, speed_rows
 
     pairs = compare_frameworks(
         runs, margin_points=margin, alpha=alpha, n_boot=n_boot, image_tests=image_tests

@@ -7,5 +7,7 @@ statsmodels only).
   for the official (macro one-vs-rest) AUC, a paired bootstrap for balanced ACC and macro-F1.
 - :mod:`~medbench.stats.speed`: ratios of timings with a Welch interval on their logarithms.
 - :mod:`~medbench.stats.predictions`: the per-sample test predictions every training run stores.
-- :mod:`~medbench.stats.pairs`: all of it for every pair of frameworks in a set of stored runs.
+- :mod:`~medbench.stats.pairs`: all of it for every pair of frameworks in a set of stored runs;
+  :mod:`~medbench.stats.latency`: inference latency between frameworks from the benchmark's rows;
+  :mod:`~medbench.stats.rows`: both as plain rows for the CLI's tables and the report.
 """
