@@ -23,13 +23,13 @@ _COLUMNS = {
     "mean B %": Column("mean B %", "float", 2, key="mean_b_pct"),
     "diff pts": Column("diff pts", "float", 2, key="diff_pts"),
     "95% CI pts": Column("95% CI pts", key="ci95_pts", align="right"),
-    "p (t)": Column("p (t)", "float", 4, key="p_t"),
-    "p (TOST)": Column("p (TOST)", "float", 4, key="p_tost"),
-    "image p (median)": Column("image p (median)", "float", 4, key="image_p_median"),
+    "p (t)": Column("p (t)", "p", 4, key="p_t"),
+    "p (TOST)": Column("p (TOST)", "p", 4, key="p_tost"),
+    "image p (median)": Column("image p (median)", "p", 4, key="image_p_median"),
     "repeats": Column("repeats", align="right"),
     "A / B": Column("A / B", "float", 3, key="ratio_a_b"),
     "95% CI": Column("95% CI", key="ci95", align="right"),
-    "p (Welch, log)": Column("p (Welch, log)", "float", 4, key="p_welch_log"),
+    "p (Welch, log)": Column("p (Welch, log)", "p", 4, key="p_welch_log"),
 }
 
 
