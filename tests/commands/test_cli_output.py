@@ -265,6 +265,9 @@ def test_compare_piped_prints_every_cell_whole(tmp_path, pairs_store):
     )
     faster = next(line for line in lines if " differs " in line and "train img/s" in line)
     assert "[2.520, 2.654]" in faster and "faster" in faster
+    # a 5-point difference at every seed: its t test's p is far below what four decimals show
+    differs = next(line for line in lines if " differs " in line and " ACC " in line)
+    assert " <0.0001 " in differs and "0.0000" not in result.stdout
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -61,3 +61,21 @@ def test_several_tables_are_named_in_json_and_titled_in_csv(table):
 def test_a_row_of_the_wrong_length_is_refused(table):
     with pytest.raises(ValueError, match="2 values for 3 columns"):
         table.add_row("keras", 0.5)
+
+
+def test_a_p_value_below_what_its_digits_show_reads_as_an_upper_bound():
+    p = Column("p (t)", "p", 4, key="p_t")
+    shown = {v: format_value(p, v) for v in (0.0, 3e-7, 0.0001, 0.0456, 1.0, None)}
+    assert shown == {
+        0.0: "<0.0001",
+        3e-7: "<0.0001",
+        0.0001: "0.0001",
+        0.0456: "0.0456",
+        1.0: "1.0000",
+        None: "-",
+    }
+    table = OutputTable("pairs", [p], [[0.0]])
+    assert json.loads(to_json([table])) == [{"p_t": 0.0}] and "p_t\n0.0\n" in to_csv(
+        [table]
+    )  # scripts: the value
+    assert "| <0.0001 |" in to_markdown([table])

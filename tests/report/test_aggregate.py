@@ -6,15 +6,11 @@ import math
 
 import pytest
 
-from medbench.report.aggregate import (
-    DataSource,
-    Stat,
-    comparable_config,
-    compare,
-    group_environments,
-    recipe_summary,
-    unfinished_runs,
-)
+from medbench.report.aggregate import compare, unfinished_runs
+from medbench.report.environments import group_environments
+from medbench.report.grouping import DataSource, comparable_config
+from medbench.report.pooling import Stat
+from medbench.report.recipes import recipe_summary
 from medbench.results import ResultsStore
 
 from .conftest import environment, metrics, official, run_config, timings
@@ -219,7 +215,7 @@ def test_variants_are_labelled_by_their_experiment_name(tmp_path, variants, labe
 
 
 def test_variant_tag_names_the_finetuning_configuration_then_the_variant():
-    from medbench.report.aggregate import variant_tag
+    from medbench.report.recipes import variant_tag
 
     assert variant_tag({"tags": {"finetune": "linear_probe", "variant": "default"}}) == "linear_probe"
     assert variant_tag({"tags": {"finetune": "gradual", "variant": "mlp_head"}}) == "gradual mlp_head"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from medbench.report import NoRunsError, write_report
 from medbench.report.build import build_document
-from medbench.report.comparison import VERDICT_HEADERS
+from medbench.report.comparison_tables import VERDICT_HEADERS
 from medbench.report.markdown import render_markdown
 from medbench.results import ResultsStore
 

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from medbench.stats.pairs import compare_frameworks, pair_rows, speed_rows
+from medbench.stats.pairs import compare_frameworks
 from medbench.stats.predictions import PREDICTIONS_FILE
+from medbench.stats.rows import pair_rows, speed_rows
 from tests.stats.fakes import build_store
 
 

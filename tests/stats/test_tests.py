@@ -10,13 +10,10 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from medbench import metrics as mm
-from medbench.stats.images import (
-    delong_test,
-    image_test,
-    mcnemar_exact,
-    metric_from_predictions,
-    paired_bootstrap,
-)
+from medbench.stats.images import image_test
+from medbench.stats.images.bootstrap import metric_from_predictions, paired_bootstrap
+from medbench.stats.images.delong import delong_test
+from medbench.stats.images.mcnemar import mcnemar_exact
 from medbench.stats.seeds import DIFFERENT, EQUIVALENT, UNDECIDED, paired_over_seeds
 from medbench.stats.speed import FASTER, SLOWER, TOO_FEW, UNCLEAR, speed_ratio
 
@@ -220,7 +217,7 @@ def test_fast_metrics_equal_medbench_metrics(task):
         y = rng.integers(0, 5, n)
         y[y == 4] = 3  # class 4 never in y_true: macro-F1 still counts it, balanced ACC does not
         s = mm.softmax(rng.normal(0, 1, (n, 5)))
-    from medbench.stats.images import hard_predictions, n_outputs
+    from medbench.stats.images.outputs import hard_predictions, n_outputs
 
     pred, k = hard_predictions(s, task), n_outputs(s, task)
     assert metric_from_predictions(y, pred, task, "acc", n_classes=k) == pytest.approx(

@@ -15,7 +15,7 @@ from medbench.errors import ConfigError
 _VERDICT_STYLE = {"equivalent": "green", "different": "red", "not enough evidence": "yellow"}
 _SPEED_STYLE = {"faster": "green", "slower": "red"}
 
-# How each column of :func:`medbench.stats.pairs.pair_rows` and ``speed_rows`` prints, and its key for
+# How each column of :func:`medbench.stats.rows.pair_rows` and ``speed_rows`` prints, and its key for
 # scripts. Figures are already in the unit their name gives (percent, points, a ratio): shown as they are.
 _COLUMNS = {
     "seeds": Column("seeds", "int"),
@@ -23,13 +23,13 @@ _COLUMNS = {
     "mean B %": Column("mean B %", "float", 2, key="mean_b_pct"),
     "diff pts": Column("diff pts", "float", 2, key="diff_pts"),
     "95% CI pts": Column("95% CI pts", key="ci95_pts", align="right"),
-    "p (t)": Column("p (t)", "float", 4, key="p_t"),
-    "p (TOST)": Column("p (TOST)", "float", 4, key="p_tost"),
-    "image p (median)": Column("image p (median)", "float", 4, key="image_p_median"),
+    "p (t)": Column("p (t)", "p", 4, key="p_t"),
+    "p (TOST)": Column("p (TOST)", "p", 4, key="p_tost"),
+    "image p (median)": Column("image p (median)", "p", 4, key="image_p_median"),
     "repeats": Column("repeats", align="right"),
     "A / B": Column("A / B", "float", 3, key="ratio_a_b"),
     "95% CI": Column("95% CI", key="ci95", align="right"),
-    "p (Welch, log)": Column("p (Welch, log)", "float", 4, key="p_welch_log"),
+    "p (Welch, log)": Column("p (Welch, log)", "p", 4, key="p_welch_log"),
 }
 
 
@@ -64,7 +64,9 @@ def verdict_tables(
     """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print); ``metrics``
     (``acc``, ``auc``, ...) keeps only those rows of the pairs table. An empty table is left out, unless
     ``keep_empty`` (scripts: the same tables, by key, whatever the runs)."""
-    from medbench.stats.pairs import METRICS, compare_frameworks, compare_latency, pair_rows, speed_rows
+    from medbench.stats.latency import compare_latency
+    from medbench.stats.pairs import METRICS, compare_frameworks
+    from medbench.stats.rows import pair_rows, speed_rows
 
     pairs = compare_frameworks(
         runs, margin_points=margin, alpha=alpha, n_boot=n_boot, image_tests=image_tests

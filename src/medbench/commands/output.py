@@ -49,7 +49,7 @@ FormatOption = Annotated[
     ),
 ]
 
-NUMERIC_KINDS = ("int", "float", "percent", "count")
+NUMERIC_KINDS = ("int", "float", "percent", "count", "p")
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,10 @@ class Column:
 
     ``kind``: text; int; count (an integer with thousands separators for people); float (``digits``
     decimals for people, full precision for scripts); percent (the value is a fraction, shown and exported as
-    percent with ``digits`` decimals). ``styles`` colours a text value in the terminal table, ``symbols``
-    shows a text value as a symbol for people (``"verified"`` as ``✓``) while scripts get the word.
+    percent with ``digits`` decimals); p (a p-value: as float, but one too small for ``digits`` decimals
+    reads ``<0.0001`` for people rather than ``0.0000``, which would claim a p of zero). ``styles`` colours a
+    text value in the terminal table, ``symbols`` shows a text value as a symbol for people (``"verified"``
+    as ``✓``) while scripts get the word.
     """
 
     name: str
@@ -156,6 +158,9 @@ def format_value(column: Column, value: Any) -> str:
         return f"{value:,.0f}"
     if column.kind == "float":
         return f"{value:,.{column.digits}f}"
+    if column.kind == "p":
+        smallest = 10.0**-column.digits
+        return f"<{smallest:.{column.digits}f}" if value < smallest else f"{value:.{column.digits}f}"
     return str(value)
 
 

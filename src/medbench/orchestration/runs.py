@@ -11,7 +11,7 @@ import numpy as np
 
 from medbench.errors import DownloadError
 from medbench.orchestration.experiments import ExperimentSpec, Trial
-from medbench.report.aggregate import variant_tag
+from medbench.report.recipes import variant_tag
 from medbench.results import ResultsStore
 
 

@@ -3,7 +3,11 @@
 Modules (none imports a deep-learning framework):
 
 - ``aggregate``: runs grouped into comparisons (dataset, size, model, recipe, data source) and pooled over
-  seeds; the 1.5-point ACC criterion; environments grouped.
+  seeds; the 1.5-point ACC criterion. Its parts: ``grouping`` (the key and the data source), ``pooling``
+  (one framework's runs over seeds), ``recipes`` (the recipe in one line, the variants' labels).
+- ``environments``: the machines and framework stacks the runs used, grouped.
+- ``comparison``: one comparison's section, from ``comparison_tables``, ``comparison_notes`` and
+  ``comparison_figures``.
 - ``references``: the published MedMNIST v2 / MedMNIST+ figures, with their status, matched to groups.
 - ``baseline``: the majority-class baseline each comparison is measured against.
 - ``plots``: matplotlib (Agg) figures as PNG bytes; ``style``: one colour and marker per framework, shared

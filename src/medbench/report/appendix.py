@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medbench.report.aggregate import (
-    group_environments,
-    unfinished_runs,
-)
+from medbench.report.aggregate import unfinished_runs
 from medbench.report.document import Cell, Details, Note, Row, Section, Table
+from medbench.report.environments import group_environments
 from medbench.report.formatting import DASH, pct_value, when_text
 from medbench.report.references import (
     MEDMNIST_PLUS_NOTE,

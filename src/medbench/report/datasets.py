@@ -6,17 +6,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from medbench.report import plots
-from medbench.report.aggregate import (
-    Comparison,
-    FrameworkResult,
-    framework_sort_key,
-)
+from medbench.report.aggregate import Comparison
 from medbench.report.comparison import comparison_section
 from medbench.report.document import Figure, Section
 from medbench.report.formatting import FigureNames, slug
+from medbench.report.pooling import FrameworkResult
 from medbench.report.references import (
     Reference,
 )
+from medbench.report.style import framework_sort_key
 
 
 def accuracy_figures(comparisons: Sequence[Comparison], dataset: str, names: FigureNames) -> list[Figure]:

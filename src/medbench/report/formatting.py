@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import re
 
-from medbench.report.aggregate import (
-    CI,
-    Stat,
-)
+from medbench.report.pooling import CI, Stat
 
 DASH = "–"
 CI_HINT = "95% percentile bootstrap CI over the test set, of the seed with the best validation AUC"

@@ -6,15 +6,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from medbench.report.aggregate import (
-    SPREAD_CRITERION_POINTS,
-    Comparison,
-    framework_sort_key,
-)
+from medbench.report.aggregate import SPREAD_CRITERION_POINTS, Comparison
 from medbench.report.baseline import no_better
 from medbench.report.bench import fastest_to_predict
 from medbench.report.document import Cell, Note, Row, Section, Table
 from medbench.report.formatting import DASH, pct, pct_value, when_text
+from medbench.report.style import framework_sort_key
 from medbench.results import RunRecord
 
 # Kinds of store rows, as a reader names them (the machine-peak row is the benchmark's FLOP/s reference).

@@ -1,4 +1,5 @@
-"""One colour and marker per framework, shared by every plot medbench draws (report and ``medbench bench``).
+"""One colour, marker and place in the order per framework, shared by every plot and table medbench draws
+(report and ``medbench bench``).
 
 Training plots are per framework, inference plots per engine; an engine takes its framework's colour (and
 marker), and engines of one framework are told apart by their line style. So "torch" is the same red in the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import zlib
 
+# Display and plot order; a framework not listed sorts after these, alphabetically.
+FRAMEWORK_ORDER: tuple[str, ...] = ("torch", "jax", "keras", "keras-jax", "keras-torch")
 # Colour-blind-safe-ish and distinct in grey print thanks to the markers. The Keras backends are separate
 # frameworks (Keras 3 on JAX and on torch train and predict with their backend's kernels), so they get
 # colours of their own rather than shades of Keras/TensorFlow's green that readers could not tell apart.
@@ -36,6 +39,10 @@ _ENGINE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("keras-tf", "keras"),
     ("onnx-", "onnxruntime"),
 )
+
+
+def framework_sort_key(name: str) -> tuple[int, str]:
+    return (FRAMEWORK_ORDER.index(name) if name in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), name)
 
 
 def framework_style(name: str) -> tuple[str, str]:

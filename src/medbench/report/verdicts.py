@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medbench.report.aggregate import Comparison, FrameworkResult
+from medbench.report.aggregate import Comparison
 from medbench.report.document import Cell, Details, Note, Row, Section, Table
+from medbench.report.pooling import FrameworkResult
 from medbench.results import RunRecord
-from medbench.stats.pairs import (
-    FrameworkPair,
-    LatencyPair,
-    compare_frameworks,
-    compare_latency,
-    pair_rows,
-    speed_rows,
-)
+from medbench.stats.latency import LatencyPair, compare_latency
+from medbench.stats.pairs import FrameworkPair, compare_frameworks
+from medbench.stats.rows import pair_rows, speed_rows
 from medbench.stats.seeds import (
     DEFAULT_ALPHA,
     DEFAULT_MARGIN_POINTS,

@@ -9,28 +9,21 @@ Where a framework ran a seed twice, its latest run counts.
 
 from __future__ import annotations
 
-import math
 import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 
-from medbench.report.aggregate import Comparison, compare, framework_sort_key, metric, timing
+from medbench.report.aggregate import Comparison, compare
+from medbench.report.pooling import is_number, metric, timing
+from medbench.report.style import framework_sort_key
 from medbench.results import RunRecord
 from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest
 from medbench.stats.images import image_tests as tests_on_images
 from medbench.stats.predictions import Predictions, load_predictions
-from medbench.stats.seeds import (
-    DEFAULT_ALPHA,
-    DEFAULT_MARGIN_POINTS,
-    MAX_SEEDS,
-    PairedSeeds,
-    paired_over_seeds,
-)
+from medbench.stats.seeds import DEFAULT_ALPHA, DEFAULT_MARGIN_POINTS, PairedSeeds, paired_over_seeds
 from medbench.stats.speed import Ratio, speed_ratio
 
 # (name, key in a run's metrics, label); balanced ACC and macro-F1 are compared where the runs stored them.
@@ -85,21 +78,6 @@ class FrameworkPair:
 
     def metric(self, name: str) -> MetricPair | None:
         return next((m for m in self.metrics if m.metric == name), None)
-
-
-@dataclass
-class LatencyPair:
-    """Each framework's fastest inference engine (median single-stream p50) at one (model, size), compared."""
-
-    model: str
-    size: int
-    a: str
-    engine_a: str
-    b: str
-    engine_b: str
-    median_a_ms: float
-    median_b_ms: float
-    ratio: Ratio
 
 
 def paired_runs(
@@ -177,7 +155,9 @@ def _metric_pair(
     with_images: bool,
 ) -> MetricPair | None:
     values = [(metric(ra, key), metric(rb, key)) for _, ra, rb in pairs]
-    kept = [(s, x, y) for (s, _, _), (x, y) in zip(pairs, values, strict=True) if _finite(x) and _finite(y)]
+    kept = [
+        (s, x, y) for (s, _, _), (x, y) in zip(pairs, values, strict=True) if is_number(x) and is_number(y)
+    ]
     if not kept:
         return None
     a, b = [x for _, x, _ in kept], [y for _, _, y in kept]
@@ -194,10 +174,6 @@ def _metric_pair(
         image_tests=tests,
         image_note=note,
     )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def compare_frameworks(
@@ -258,178 +234,3 @@ def compare_frameworks(
                 )
             )
     return out
-
-
-def compare_latency(runs: Sequence[RunRecord], *, alpha: float = DEFAULT_ALPHA) -> list[LatencyPair]:
-    """Inference latency between frameworks: at each (model, size), each framework's fastest engine (lowest
-    median p50 over repeats), compared pairwise on the repeats' p50."""
-    from medbench.bench.summary import engine_of, outcome_of
-
-    values: dict[tuple[str, int], dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        if r.kind != "bench" or outcome_of(r) != "ok":
-            continue
-        p50 = (r.metrics or {}).get("latency_p50_ms")
-        if _finite(p50) and r.model and r.size:
-            values[(r.model, int(r.size))][(r.framework or "?", engine_of(r))].append(float(p50))
-    out = []
-    for (model, size), by_engine in sorted(values.items()):
-        best: dict[str, tuple[str, list[float]]] = {}
-        for (fw, engine), v in by_engine.items():
-            if fw not in best or statistics.median(v) < statistics.median(best[fw][1]):
-                best[fw] = (engine, v)
-        for a, b in combinations(sorted(best, key=framework_sort_key), 2):
-            (ea, va), (eb, vb) = best[a], best[b]
-            ratio = speed_ratio(va, vb, higher_is_better=False, alpha=alpha)
-            if ratio is not None:
-                out.append(
-                    LatencyPair(
-                        model, size, a, ea, b, eb, statistics.median(va), statistics.median(vb), ratio
-                    )
-                )
-    return out
-
-
-# ---- plain tables ---------------------------------------------------------------------------------------
-
-PAIR_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "size",
-    "model",
-    "variant",
-    "pair",
-    "metric",
-    "seeds",
-    "mean A %",
-    "mean B %",
-    "diff pts",
-    "95% CI pts",
-    "p (t)",
-    "p (TOST)",
-    "image test",
-    "image p (median)",
-    "verdict",
-    "more seeds",
-)
-SPEED_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "size",
-    "model",
-    "variant",
-    "pair",
-    "measure",
-    "repeats",
-    "A / B",
-    "95% CI",
-    "p (Welch, log)",
-    "verdict",
-    "note",
-)
-
-
-def _r(value: float | None, digits: int) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(value, digits)
-
-
-def _ci(low: float | None, high: float | None, scale: float = 1.0, digits: int = 2) -> str:
-    if low is None or high is None:
-        return "-"
-    return f"[{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
-
-
-def _subject(c: Comparison) -> dict[str, Any]:
-    return {
-        "dataset": c.key.dataset,
-        "size": c.key.size_label,
-        "model": c.key.model,
-        "variant": c.variant_label,
-    }
-
-
-def more_seeds_text(s: PairedSeeds) -> str:
-    if s.verdict != "not enough evidence":
-        return ""
-    if s.n < 2:
-        return "run >= 3 seeds"
-    if s.seeds_needed is None:
-        return "unknown"
-    if s.seeds_needed >= MAX_SEEDS:
-        return f"over {MAX_SEEDS} in all"
-    return str(s.more_seeds)
-
-
-def pair_rows(
-    pairs: Sequence[FrameworkPair], *, alpha: float = DEFAULT_ALPHA
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per (pair, metric): plain values, for any renderer (table, CSV, JSON)."""
-    rows = []
-    for p in pairs:
-        for m in p.metrics:
-            s = m.seeds
-            image = "-"
-            if m.image_tests:
-                image = f"{m.image_method}: p<{alpha:g} in {m.image_significant(alpha)}/{len(m.image_tests)} seeds"
-            elif m.image_note:
-                image = m.image_note
-            rows.append(
-                {
-                    **_subject(p.comparison),
-                    "pair": f"{p.a} - {p.b}",
-                    "metric": m.label,
-                    "seeds": s.n,
-                    "mean A %": _r(m.mean_a * 100, 2),
-                    "mean B %": _r(m.mean_b * 100, 2),
-                    "diff pts": _r(s.mean * 100, 2),
-                    "95% CI pts": _ci(s.ci_low, s.ci_high, 100),
-                    "p (t)": _r(s.p_difference, 4),
-                    "p (TOST)": _r(s.p_equivalence, 4),
-                    "image test": image,
-                    "image p (median)": _r(m.image_p_median, 4),
-                    "verdict": s.verdict,
-                    "more seeds": more_seeds_text(s),
-                }
-            )
-    return list(PAIR_COLUMNS), rows
-
-
-def _ratio_cells(r: Ratio) -> dict[str, Any]:
-    return {
-        "repeats": f"{r.n_a} / {r.n_b}",
-        "A / B": _r(r.ratio, 3),
-        "95% CI": _ci(r.ci_low, r.ci_high, digits=3),
-        "p (Welch, log)": _r(r.p_value, 4),
-        "verdict": r.verdict,
-    }
-
-
-def speed_rows(
-    pairs: Sequence[FrameworkPair], latency: Sequence[LatencyPair] = ()
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per (pair, timing): training img/s and s/epoch over seeds, inference latency over repeats."""
-    rows = []
-    for p in pairs:
-        for label, r in p.speed.items():
-            note = "" if p.same_machine else "runs on different machines: ratio not comparable"
-            rows.append(
-                {
-                    **_subject(p.comparison),
-                    "pair": f"{p.a} / {p.b}",
-                    "measure": label,
-                    **_ratio_cells(r),
-                    "note": note,
-                }
-            )
-    for lp in latency:
-        rows.append(
-            {
-                "dataset": "-",
-                "size": str(lp.size),
-                "model": lp.model,
-                "variant": "",
-                "pair": f"{lp.a} / {lp.b}",
-                "measure": "latency p50 (batch 1)",
-                **_ratio_cells(lp.ratio),
-                "note": f"{lp.engine_a} {lp.median_a_ms:.3g} ms vs {lp.engine_b} {lp.median_b_ms:.3g} ms",
-            }
-        )
-    return list(SPEED_COLUMNS), rows

@@ -1,0 +1,152 @@
+"""The framework pairs as plain rows (a dict per row, with the column names) for any renderer: the CLI's
+table, CSV and JSON (``medbench compare``, ``medbench run``) and the report's folded tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from medbench.report.aggregate import Comparison
+from medbench.stats.latency import LatencyPair
+from medbench.stats.pairs import FrameworkPair
+from medbench.stats.seeds import DEFAULT_ALPHA, MAX_SEEDS, PairedSeeds
+from medbench.stats.speed import Ratio
+
+# What a row is about: the keys of :func:`_subject`, first in both tables.
+_SUBJECT_COLUMNS: tuple[str, ...] = ("dataset", "size", "model", "variant")
+PAIR_COLUMNS: tuple[str, ...] = (
+    *_SUBJECT_COLUMNS,
+    "pair",
+    "metric",
+    "seeds",
+    "mean A %",
+    "mean B %",
+    "diff pts",
+    "95% CI pts",
+    "p (t)",
+    "p (TOST)",
+    "image test",
+    "image p (median)",
+    "verdict",
+    "more seeds",
+)
+SPEED_COLUMNS: tuple[str, ...] = (
+    *_SUBJECT_COLUMNS,
+    "pair",
+    "measure",
+    "repeats",
+    "A / B",
+    "95% CI",
+    "p (Welch, log)",
+    "verdict",
+    "note",
+)
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _ci(low: float | None, high: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"[{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def _subject(c: Comparison) -> dict[str, Any]:
+    return {
+        "dataset": c.key.dataset,
+        "size": c.key.size_label,
+        "model": c.key.model,
+        "variant": c.variant_label,
+    }
+
+
+def more_seeds_text(s: PairedSeeds) -> str:
+    if s.verdict != "not enough evidence":
+        return ""
+    if s.n < 2:
+        return "run >= 3 seeds"
+    if s.seeds_needed is None:
+        return "unknown"
+    if s.seeds_needed >= MAX_SEEDS:
+        return f"over {MAX_SEEDS} in all"
+    return str(s.more_seeds)
+
+
+def pair_rows(
+    pairs: Sequence[FrameworkPair], *, alpha: float = DEFAULT_ALPHA
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per (pair, metric): plain values, for any renderer (table, CSV, JSON)."""
+    rows = []
+    for p in pairs:
+        for m in p.metrics:
+            s = m.seeds
+            image = "-"
+            if m.image_tests:
+                image = f"{m.image_method}: p<{alpha:g} in {m.image_significant(alpha)}/{len(m.image_tests)} seeds"
+            elif m.image_note:
+                image = m.image_note
+            rows.append(
+                {
+                    **_subject(p.comparison),
+                    "pair": f"{p.a} - {p.b}",
+                    "metric": m.label,
+                    "seeds": s.n,
+                    "mean A %": _r(m.mean_a * 100, 2),
+                    "mean B %": _r(m.mean_b * 100, 2),
+                    "diff pts": _r(s.mean * 100, 2),
+                    "95% CI pts": _ci(s.ci_low, s.ci_high, 100),
+                    "p (t)": _r(s.p_difference, 4),
+                    "p (TOST)": _r(s.p_equivalence, 4),
+                    "image test": image,
+                    "image p (median)": _r(m.image_p_median, 4),
+                    "verdict": s.verdict,
+                    "more seeds": more_seeds_text(s),
+                }
+            )
+    return list(PAIR_COLUMNS), rows
+
+
+def _ratio_cells(r: Ratio) -> dict[str, Any]:
+    return {
+        "repeats": f"{r.n_a} / {r.n_b}",
+        "A / B": _r(r.ratio, 3),
+        "95% CI": _ci(r.ci_low, r.ci_high, digits=3),
+        "p (Welch, log)": _r(r.p_value, 4),
+        "verdict": r.verdict,
+    }
+
+
+def speed_rows(
+    pairs: Sequence[FrameworkPair], latency: Sequence[LatencyPair] = ()
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per (pair, timing): training img/s and s/epoch over seeds, inference latency over repeats."""
+    rows = []
+    for p in pairs:
+        for label, r in p.speed.items():
+            note = "" if p.same_machine else "runs on different machines: ratio not comparable"
+            rows.append(
+                {
+                    **_subject(p.comparison),
+                    "pair": f"{p.a} / {p.b}",
+                    "measure": label,
+                    **_ratio_cells(r),
+                    "note": note,
+                }
+            )
+    for lp in latency:
+        rows.append(
+            {
+                "dataset": "-",
+                "size": str(lp.size),
+                "model": lp.model,
+                "variant": "",
+                "pair": f"{lp.a} / {lp.b}",
+                "measure": "latency p50 (batch 1)",
+                **_ratio_cells(lp.ratio),
+                "note": f"{lp.engine_a} {lp.median_a_ms:.3g} ms vs {lp.engine_b} {lp.median_b_ms:.3g} ms",
+            }
+        )
+    return list(SPEED_COLUMNS), rows
