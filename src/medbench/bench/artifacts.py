@@ -1,4 +1,5 @@
-"""Work a benchmark session does once, each task in its own process: ``python -m medbench.bench.artifacts``.
+"""Work a benchmark session does once, each in its own worker process (answered jobs of
+:mod:`medbench.orchestration.worker`, run by :func:`medbench.orchestration.process.call_worker`):
 
 - ``reference``: builds the PyTorch model, gives its BatchNorm layers non-trivial statistics, saves the
   weights (safetensors, PyTorch names), draws the fixed input batch and records PyTorch eager fp32 logits on
@@ -11,32 +12,19 @@
   other, the FMA peak, is measured by :mod:`medbench.bench.peak` without any framework).
 
 Separate processes keep the parent (the CLI) free of framework imports and keep these imports out of the
-measured cells. The parent calls :func:`run_task`, which returns the task's JSON result or raises
-:class:`ArtifactError` with the child's last words.
-"""
+measured cells."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medbench.errors import MedbenchError
-
 WEIGHTS_FILE = "weights.safetensors"
 INPUTS_FILE = "inputs.npy"
 REFERENCE_FILE = "reference.npy"
-
-
-class ArtifactError(MedbenchError):
-    """A session task (reference, export, kernel peak) failed; the reason says how."""
 
 
 # ---- reference ---------------------------------------------------------------------------------------------
@@ -257,64 +245,6 @@ def kernel_peak(*, threads: int | None = None, device: str = "auto", n: int = 20
     }
 
 
-# ---- process plumbing --------------------------------------------------------------------------------------
-
-TASKS = {"reference": make_reference, "export": export, "kernel_peak": kernel_peak}
-
-
 def _one_line(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".strip()
     return " ".join(text.split())[:500]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m medbench.bench.artifacts TASK.json RESULT.json``; TASK is ``{"task": name, ...kwargs}``."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m medbench.bench.artifacts TASK.json RESULT.json", file=sys.stderr)
-        return 2
-    task = json.loads(Path(args[0]).read_text())
-    name = task.pop("task")
-    try:
-        result = {"ok": True, **TASKS[name](**task)}
-    except Exception as err:  # noqa: BLE001  (the parent turns it into a failure reason)
-        import traceback
-
-        traceback.print_exc()
-        result = {"ok": False, "error": _one_line(err)}
-    Path(args[1]).write_text(json.dumps(result))
-    return 0 if result["ok"] else 1
-
-
-def run_task(task: dict[str, Any], *, env: dict[str, str] | None = None, timeout_s: float = 1800.0) -> dict:
-    """Runs one task in a fresh process; returns its result.
-
-    Raises:
-        ArtifactError: the task failed, crashed or timed out; the message says which and why.
-    """
-    with tempfile.TemporaryDirectory(prefix="medbench-task-") as tmp:
-        task_file, result_file = Path(tmp) / "task.json", Path(tmp) / "result.json"
-        task_file.write_text(json.dumps(task))
-        command = [sys.executable, "-m", "medbench.bench.artifacts", str(task_file), str(result_file)]
-        try:
-            proc = subprocess.run(
-                command,
-                env={**os.environ, **(env or {})},
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"the {task['task']} task timed out after {timeout_s:.0f} s") from None
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-            if result.get("ok"):
-                return result
-            raise ArtifactError(f"the {task['task']} task failed: {result.get('error')}")
-        tail = " ".join((proc.stderr or "").strip().splitlines()[-3:])[-400:]
-        raise ArtifactError(f"the {task['task']} task died (exit code {proc.returncode}): {tail}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
