@@ -21,10 +21,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-# Read as the worker starts, before any job work: a benchmark's cold start goes from the parent's spawn to
-# here (interpreter start-up) and on to the first prediction.
+# Read as the worker starts, before any job work (hence no more imports above, not even typing): a
+# benchmark's cold start goes from the parent's spawn to here (interpreter start-up) and on to the first
+# prediction.
 _STARTED_AT = time.time()
 
 # kind -> "module:function", imported when a job of that kind runs; the shape each has (see above).
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     return _load(JOBS[kind])(job)
 
 
-def _load(entry: str) -> Any:
+def _load(entry: str):
     """The function ``module:function`` names, its module imported now."""
     import importlib
 
@@ -76,7 +76,7 @@ def _load(entry: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _answering(job: dict[str, Any]) -> Any:
+def _answering(job: dict):
     kind = job["kind"]
     if kind == "call":
         target = str(job.get("target", ""))
@@ -91,7 +91,7 @@ def _answering(job: dict[str, Any]) -> Any:
     return _load(JOBS[kind])
 
 
-def _answer(job: dict[str, Any]) -> int:
+def _answer(job: dict) -> int:
     """Runs an answered job and writes its result file, whole or not at all (written beside, then renamed)."""
     import os
     import traceback
