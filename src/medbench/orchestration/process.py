@@ -90,8 +90,8 @@ class WorkerCall:
         self._folder = tempfile.TemporaryDirectory(prefix="medbench-job-")
         folder = Path(self._folder.name)
         self._result_file = folder / "result.json"
-        # The worker dies with this process (medbench.lifeline), so an interrupted parent leaves nothing
-        # behind; Linux ties that to the thread that starts the worker, which is also the one that waits.
+        # The worker dies with this process (medbench.lifeline), so a killed parent leaves nothing behind.
+        # Linux ties that to the thread that starts the worker: start from one that outlives the call.
         job = {**job, "result_file": str(self._result_file), "parent_pid": os.getpid()}
         (folder / "job.json").write_text(json.dumps(job))
         try:
