@@ -26,6 +26,7 @@ from medbench.data.noise import NoiseStream, site_mask
 from medbench.frameworks.initialization import Rule, draw_state, reference_rules
 from medbench.frameworks.noise import NoiseSite, current_mask, noise_sites, shared_masks
 from medbench.results import ResultsStore
+from tests.frameworks import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 BREAST = ROOT.parent / "shared" / "data" / "medmnist" / "breastmnist.npz"
@@ -221,12 +222,8 @@ def test_shared_init_gives_bit_identical_starts_in_every_framework(tmp_path):
     states = {}
     for framework in FRAMEWORKS:
         out = tmp_path / f"{framework}.npz"
-        subprocess.run(
-            [sys.executable, "-m", "tests.frameworks._shared_start_worker", framework, str(out)],
-            check=True,
-            timeout=600,
-            cwd=ROOT,
-            env=_env(),
+        harness.call(
+            "tests.frameworks._shared_start_worker:main", framework=framework, out=str(out), timeout_s=600
         )
         with np.load(out) as saved:
             states[framework] = {k: saved[k] for k in saved.files}
@@ -334,19 +331,12 @@ _DEPTH = {"model": "efficientnetv2_s", "options": {"dropout": 0.5, "stochastic_d
 
 def _depth_losses(tmp_path: Path, framework: str) -> dict[str, np.ndarray]:
     out = tmp_path / f"depth_{framework}.npz"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.frameworks._shared_noise_worker",
-            framework,
-            json.dumps(_DEPTH),
-            str(out),
-        ],
-        check=True,
-        timeout=1200,
-        cwd=ROOT,
-        env=_env(),
+    harness.call(
+        "tests.frameworks._shared_noise_worker:main",
+        framework=framework,
+        spec=_DEPTH,
+        out=str(out),
+        timeout_s=1200,
     )
     with np.load(out) as saved:
         return {k: saved[k] for k in saved.files}

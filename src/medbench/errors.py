@@ -51,6 +51,53 @@ class ConfigError(MedbenchError, ValueError):
     """A configuration value that is missing, of the wrong type or out of range."""
 
 
+class WorkerError(MedbenchError):
+    """A job run in a child process (:func:`medbench.orchestration.process.run_call`) gave no result.
+
+    ``kind`` is the job's kind; ``returncode`` the child's exit status (negative: the signal that killed
+    it; None: it was killed for running past its time); ``stdout`` and ``stderr`` the ends of its output.
+    """
+
+    exit_code = 1  # not a usage error: the work itself failed
+
+    def __init__(
+        self,
+        problem: str,
+        fix: str | None = None,
+        *,
+        kind: str,
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ):
+        super().__init__(problem, fix)
+        self.kind = kind
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class WorkerJobFailed(WorkerError):
+    """The job raised an exception in the child; ``error`` is its one line, ``traceback`` the child's."""
+
+    def __init__(self, problem: str, *, error: str, traceback: str = "", **kwargs):
+        super().__init__(problem, **kwargs)
+        self.error = error
+        self.traceback = traceback
+
+
+class WorkerDied(WorkerError):
+    """The child was killed by a signal or exited with an error before it wrote a result."""
+
+
+class WorkerTimedOut(WorkerError):
+    """The child ran past its time and was killed."""
+
+
+class WorkerNoResult(WorkerError):
+    """The child exited normally but wrote no result (or one that cannot be read)."""
+
+
 # What to do about an operating-system error, by errno: the CLI prints the error and this as one line.
 _OS_FIXES = {
     errno.ENOSPC: "Free some space on that disk, or point medbench at another one "

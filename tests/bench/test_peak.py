@@ -193,3 +193,21 @@ def test_the_c_source_ships_with_the_package():
         pytest.skip("not a source checkout")
     patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["medbench"]
     assert any(fnmatch.fnmatch("bench/native/peak.c", p) for p in patterns)  # in the wheel too
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_the_kernel_peak_job_measures_numpy_and_the_torch_back_ends_kernels():
+    """The ``kernel_peak`` job in its worker: numpy here, PyTorch's kernels through its back-end's
+    ``kernels`` module (shared code imports no framework), the best of them the ceiling."""
+    from medbench.orchestration.process import call_worker
+
+    got = call_worker(
+        {"kind": "kernel_peak", "args": {"threads": 1, "device": "cpu", "n": 256}}, timeout_s=600
+    )
+    wanted = {"numpy_matmul", "torch_matmul", "torch_conv3x3", "torch_conv3x3_channels_last"}
+    assert set(got["rates"]) == wanted and got["device"] == "cpu" and got["threads"] == 1
+    assert got["best_kernel_source"] in wanted
+    assert got["best_kernel_flops_per_s"] == max(r["flops_per_s"] for r in got["rates"].values())
+    for rate in got["rates"].values():
+        assert rate["calls"] >= 10 and rate["median_flops_per_s"] <= rate["flops_per_s"]

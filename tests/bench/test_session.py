@@ -55,15 +55,15 @@ def test_engines_on_a_gpu_are_not_held_to_the_cpus_fma_peak():
 
 def _peak_session(tmp_path, monkeypatch, *, fma: float | None, kernel_fails: bool):
     from medbench.bench import session
-    from medbench.bench.artifacts import ArtifactError
+    from medbench.errors import WorkerDied
 
-    def run_task(task, env=None):
-        assert task["task"] == "kernel_peak" and task["threads"] == 1
+    def call_worker(job, *, env, timeout_s):
+        assert job["kind"] == "kernel_peak" and job["args"]["threads"] == 1 and timeout_s > 0
         if kernel_fails:
-            raise ArtifactError("the kernel_peak task died (exit code -9): killed")
-        return {"ok": True, "best_kernel_flops_per_s": 3e11, "best_kernel_source": "torch_conv3x3"}
+            raise WorkerDied("the kernel_peak job ended without a result: worker killed", kind="kernel_peak")
+        return {"best_kernel_flops_per_s": 3e11, "best_kernel_source": "torch_conv3x3"}
 
-    monkeypatch.setattr(session, "run_task", run_task)
+    monkeypatch.setattr(session, "call_worker", call_worker)
     monkeypatch.setattr(session, "fma_peak", lambda cores: {"fma_peak_flops_per_s": fma, "cores": cores})
     store = ResultsStore(tmp_path / "r.sqlite")
     config = make_config(engines=["torch-eager"], sizes=[28], models=["simple_cnn"], threads=1)

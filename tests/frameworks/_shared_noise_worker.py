@@ -1,22 +1,20 @@
 """A few training steps of one model in one framework with shared init and shared noise (a test helper).
 
-``python -m tests.frameworks._shared_noise_worker FRAMEWORK '{"model": ..., ...}' OUT.npz`` builds the model
+:func:`main` runs in a fresh worker (``harness.call("tests.frameworks._shared_noise_worker:main", ...)``):
+with ``spec`` ``{"model": ..., "options", "size", "batch", "steps", "seed", "lr"}`` it builds the model
 with the reference initialisation of ``seed``, draws every step's dropout and stochastic-depth masks from the
 numpy stream (:class:`medbench.data.noise.NoiseStream`) and hands them to ``Trainer.train_step(...,
-noise=masks)``, exactly as the training loop does, on fixed random batches. It saves the per-step losses
-(``losses``) and, for the test's own check that the masks matter, the losses of the same steps with every
-stochastic-depth mask replaced by ones (``losses_all_kept``).
+noise=masks)``, exactly as the training loop does, on fixed random batches. It saves to ``out`` the per-step
+losses (``losses``) and, for the test's own check that the masks matter, the losses of the same steps with
+every stochastic-depth mask replaced by ones (``losses_all_kept``).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-
 import numpy as np
 
 
-def main(framework: str, spec_json: str, out: str) -> None:
+def main(framework: str, spec: dict, out: str) -> None:
     from medbench.config import OptimizerConfig, RuntimeConfig
     from medbench.data.noise import NoiseStream
     from medbench.frameworks import get_framework
@@ -24,7 +22,6 @@ def main(framework: str, spec_json: str, out: str) -> None:
     from medbench.frameworks.initialization import apply_shared_init
     from medbench.frameworks.noise import check_sites, noise_sites
 
-    spec = json.loads(spec_json)
     model_name, options, size = spec["model"], spec.get("options", {}), int(spec["size"])
     batch, steps, seed, classes = int(spec["batch"]), int(spec["steps"]), int(spec["seed"]), 4
     fw = get_framework(framework)
@@ -56,7 +53,3 @@ def main(framework: str, spec_json: str, out: str) -> None:
         losses_all_kept=np.array(losses(True)),
         depth_sites=np.array(sum(s.kind == "stochastic_depth" for s in sites)),
     )
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:4])

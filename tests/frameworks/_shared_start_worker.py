@@ -1,14 +1,14 @@
 """Builds models in one framework with the shared initialisation and saves their state dicts (a test helper).
 
-``python -m tests.frameworks._shared_start_worker FRAMEWORK OUT.npz`` writes, for every case of ``CASES``,
-``{case}/{key}`` arrays of the starting state dict (PyTorch names and layout, read back through the
-framework's own converter) and ``{case}/noise_sites`` (the model's noise layers, as JSON).
+:func:`main` runs in a fresh worker (``harness.call("tests.frameworks._shared_start_worker:main", ...)``) and
+writes to ``out``, for every case of ``CASES``, ``{case}/{key}`` arrays of the starting state dict (PyTorch
+names and layout, read back through the framework's own converter) and ``{case}/noise_sites`` (the model's
+noise layers, as JSON).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
@@ -35,7 +35,3 @@ def main(framework: str, out: str) -> None:
             arrays[f"{case}/{key}"] = np.asarray(value)
         arrays[f"{case}/noise_sites"] = np.array(json.dumps(fw.noise_layers(model), sort_keys=True))
     np.savez(out, **arrays)
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:3])

@@ -1,52 +1,56 @@
-"""Runs a batch of checks in ONE framework, in a fresh interpreter: ``python _worker.py <framework> <dir>``.
+"""Checks in ONE framework, run in a fresh worker process: the task functions of the framework tests.
 
 Importing TensorFlow, PyTorch and JAX into one pytest process is fragile and hides thread settings, so every
-framework-touching check runs here, through the framework-neutral :class:`medbench.frameworks.base.Backend`
-API, and the test process only compares numpy results. ``job.json`` holds the runtime settings and a list
-of tasks; ``arrays.npz`` the inputs. Each task writes ``<id>.npz`` (arrays) and an entry in
-``results.json`` (numbers, messages). See ``harness.py`` for the writer side.
+framework-touching check runs in a child, through the framework-neutral :class:`medbench.frameworks.base.Backend`
+API, and the test process only compares numpy results. The child is medbench's own worker running
+:func:`run_tasks` as a ``call`` job (:mod:`medbench.orchestration.process`); ``harness.py`` is the parent's
+side. ``arrays.npz`` in the job's directory holds the inputs; each task writes ``<id>.npz`` (arrays) there
+and an entry (numbers, messages) in the result.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-FRAMEWORK_NAME, JOB = sys.argv[1], Path(sys.argv[2])
 
+def run_tasks(framework: str, directory: str, tasks: list[dict], settings: dict) -> dict[str, Any]:
+    """Runs ``tasks`` (``{"id", "kind", ...}``, the kind naming a ``task_*`` function) in ``framework``
+    configured with ``settings``; returns each task's entry by id, ``{"error": traceback}`` for one that
+    raised, beside what configure applied (``_applied``), the versions and the configure time.
 
-def main() -> None:
+    Each task also gets ``directory`` (where it may write files of its own)."""
     from medbench.config import RuntimeConfig
     from medbench.frameworks import get_framework
 
-    job = json.loads((JOB / "job.json").read_text())
-    fw = get_framework(FRAMEWORK_NAME)
+    job = Path(directory)
+    fw = get_framework(framework)
     start = time.perf_counter()
-    applied = fw.configure(RuntimeConfig(**job.get("settings", {})))
-    arrays = dict(np.load(JOB / "arrays.npz")) if (JOB / "arrays.npz").exists() else {}
+    applied = fw.configure(RuntimeConfig(**settings))
+    arrays = dict(np.load(job / "arrays.npz")) if (job / "arrays.npz").exists() else {}
     results = {
         "_applied": applied,
         "_versions": fw.versions(),
         "_configure_seconds": time.perf_counter() - start,
     }
-    for task in job["tasks"]:
+    for task in tasks:
         handler = globals()[f"task_{task['kind']}"]
         out_arrays: dict[str, np.ndarray] = {}
         start = time.perf_counter()
         try:
-            results[task["id"]] = handler(fw, task, arrays, out_arrays)
+            results[task["id"]] = handler(fw, {**task, "directory": str(job)}, arrays, out_arrays)
         except Exception:  # reported per task, so one failure does not hide the others
             results[task["id"]] = {"error": traceback.format_exc()}
         results[task["id"]]["seconds"] = round(time.perf_counter() - start, 2)
         if out_arrays:
-            np.savez(JOB / f"{task['id']}.npz", **out_arrays)
-    (JOB / "results.json").write_text(json.dumps(results, default=str))
+            np.savez(job / f"{task['id']}.npz", **out_arrays)
+    return json.loads(json.dumps(results, default=str))  # what is not JSON (a dtype, a path) as its text
 
 
 def _build(fw, task, *, seed=None, **overrides):
@@ -185,12 +189,12 @@ def task_weights(fw, task, arrays, out):
     from medbench.frameworks.checkpoints import read_state_dict
 
     model = _initial(fw, task, arrays, out)
-    if FRAMEWORK_NAME == "torch":  # first: the checks below read these files too
+    if fw.name == "torch":  # first: the checks below read these files too
         _write_torch_checkpoints(model, task)
     ref = fw.state_dict(model)
     images = arrays[task["inputs"]]
     out["logits"] = fw.predict(model, images)
-    path = fw.save_weights(model, JOB / f"{FRAMEWORK_NAME}_own")
+    path = fw.save_weights(model, Path(task["directory"]) / f"{fw.name}_own")
     res = {"own_path": str(path)}
     other = _build(fw, task, seed=task.get("seed", 0) + 1)
     out["other_logits_before"] = fw.predict(other, images)
@@ -212,7 +216,7 @@ def task_weights(fw, task, arrays, out):
         "evil_pth_numpy_reader": _error(lambda: read_state_dict(task["evil"])),
     }
     res["non_strict_missing"] = _error(lambda: fw.load_state_dict(_build(fw, task), missing, strict=False))
-    if FRAMEWORK_NAME != "torch":
+    if fw.name != "torch":
         from medbench.frameworks.checkpoints import load_torchvision_checkpoint
 
         loaded = _build(fw, task, seed=7)
@@ -256,7 +260,7 @@ def task_optimizer(fw, task, arrays, out):
     spec = OptimizerConfig(**{**spec, "betas": tuple(spec.get("betas", (0.9, 0.999)))})
     p0, lrs = arrays[task["params"]], task["lrs"]
     grads = [arrays[f"{task['grads']}/{i}"] for i in range(len(lrs))]
-    if FRAMEWORK_NAME == "torch":
+    if fw.name == "torch":
         import torch
 
         from medbench.frameworks.torch.train import create_optimizer
@@ -269,7 +273,7 @@ def task_optimizer(fw, task, arrays, out):
             param.grad = torch.from_numpy(g)
             opt.step()
         out["params"] = param.detach().numpy()
-    elif FRAMEWORK_NAME == "jax":
+    elif fw.name == "jax":
         import jax.numpy as jnp
         import optax
 
@@ -310,11 +314,11 @@ def task_runtime(fw, task, arrays, out):
     res = {"xla_flags": os.environ.get("XLA_FLAGS", "")}
     if hasattr(os, "sched_getaffinity"):
         res["affinity"] = sorted(os.sched_getaffinity(0))
-    if FRAMEWORK_NAME == "torch":
+    if fw.name == "torch":
         import torch
 
         res.update(intra=torch.get_num_threads(), inter=torch.get_num_interop_threads())
-    elif FRAMEWORK_NAME == "keras":
+    elif fw.name == "keras":
         import keras
         import tensorflow as tf
 
@@ -324,7 +328,7 @@ def task_runtime(fw, task, arrays, out):
             keras_backend=keras.backend.backend(),
             policy=keras.mixed_precision.global_policy().name,
         )
-    elif FRAMEWORK_NAME.startswith("keras-"):
+    elif fw.name.startswith("keras-"):
         import sys
 
         import keras
@@ -334,11 +338,11 @@ def task_runtime(fw, task, arrays, out):
             policy=keras.mixed_precision.global_policy().name,
             tensorflow_imported="tensorflow" in sys.modules,
         )
-        if FRAMEWORK_NAME == "keras-torch":
+        if fw.name == "keras-torch":
             import torch
 
             res.update(intra=torch.get_num_threads(), inter=torch.get_num_interop_threads())
-    elif FRAMEWORK_NAME == "jax":
+    elif fw.name == "jax":
         import jax
 
         res.update(backend=jax.default_backend())
@@ -355,7 +359,3 @@ def task_runtime(fw, task, arrays, out):
     res["losses"] = [trainer.train_step(images, np.array([0, 1, 2, 0])).loss for _ in range(3)]
     res["trained_logits_finite"] = bool(np.isfinite(trainer.eval_logits(images)).all())
     return res
-
-
-if __name__ == "__main__":
-    main()

@@ -15,18 +15,30 @@ from pathlib import Path
 import pytest
 
 from medbench.frameworks import FRAMEWORKS, REQUIRES, get_framework, package_of
-from medbench.frameworks.base import CONTRACT, Backend
+from medbench.frameworks.base import CONTRACT, OPTIONAL_CONTRACT, Backend
 
 PACKAGES = sorted({package_of(name) for name in FRAMEWORKS})
 ROOT = Path(__file__).resolve().parents[2] / "src" / "medbench" / "frameworks"
+
+
+def _functions(protocol: type) -> list[str]:
+    return sorted(n for n, v in vars(protocol).items() if inspect.isfunction(v) and not n.startswith("_"))
+
+
+# every module of the contract in every back-end; an optional module wherever a back-end has it
 CASES = [
     (package, module, function)
     for package in PACKAGES
     for module, protocol in CONTRACT.items()
-    for function in sorted(
-        n for n, v in vars(protocol).items() if inspect.isfunction(v) and not n.startswith("_")
-    )
+    for function in _functions(protocol)
+] + [
+    (package, module, function)
+    for package in PACKAGES
+    for module, protocol in OPTIONAL_CONTRACT.items()
+    if (ROOT / package / f"{module}.py").exists()
+    for function in _functions(protocol)
 ]
+PROTOCOLS = {**CONTRACT, **OPTIONAL_CONTRACT}
 
 
 def _defined(package: str, module: str) -> dict[str, ast.FunctionDef]:
@@ -38,7 +50,7 @@ def _defined(package: str, module: str) -> dict[str, ast.FunctionDef]:
 def test_each_backend_exports_each_contract_function_with_its_parameters(package, module, function):
     found = _defined(package, module).get(function)
     assert found is not None, f"medbench.frameworks.{package}.{module} has no {function}()"
-    wanted = inspect.signature(getattr(CONTRACT[module], function)).parameters
+    wanted = inspect.signature(getattr(PROTOCOLS[module], function)).parameters
     positional = [p.name for p in wanted.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
     keyword = [p.name for p in wanted.values() if p.kind is p.KEYWORD_ONLY]
     args = found.args
@@ -62,9 +74,26 @@ def test_the_contract_is_every_module_the_backend_object_loads():
     calls = {n for n, v in vars(Backend).items() if inspect.isfunction(v) or isinstance(v, property)}
     # the object is the contract's one user: every method goes through a contract module
     source = inspect.getsource(Backend)
-    for module in CONTRACT:
+    for module in PROTOCOLS:
         assert f'self.module("{module}")' in source, module
-    assert {"configure", "build_model", "create_trainer", "gpu_peak"} <= calls
+    assert {"configure", "build_model", "create_trainer", "gpu_peak", "kernel_rates"} <= calls
+
+
+def test_an_optional_module_is_used_where_a_backend_has_it_and_skipped_where_not():
+    import sys
+
+    # the benchmark's best-kernel yardstick is PyTorch's (medbench.bench.artifacts.KERNEL_FRAMEWORKS)
+    assert ("torch", "kernels", "kernel_rates") in CASES
+    assert Backend("jax", "jax").has_module("kernels") is False
+    assert Backend("torch", "torch").has_module("kernels") is True
+    before = set(sys.modules)
+
+    def rate(fn, flops, sync):
+        raise AssertionError("a back-end without kernels measured something")
+
+    a = b = None
+    assert Backend("jax", "jax").kernel_rates(a=a, b=b, conv_shape={}, rate=rate) == {}
+    assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("jax", "flax", "torch")}
 
 
 def test_a_framework_without_its_modules_says_what_to_install(monkeypatch):
@@ -80,3 +109,27 @@ def test_a_framework_without_its_modules_says_what_to_install(monkeypatch):
         get_framework("jax")
     assert "medbench[jax]" in info.value.fix
     assert set(REQUIRES) == set(FRAMEWORKS)
+
+
+FRAMEWORK_MODULES = {"torch", "torchvision", "jax", "jaxlib", "flax", "optax", "tensorflow", "keras"}
+
+
+def test_shared_code_imports_no_framework():
+    """Only a back-end's own package imports its framework (even lazily, inside a function): shared code
+    reaches a framework through :class:`Backend`, so what it measures or runs stays the back-end's."""
+    found = []
+    for path in sorted(ROOT.parent.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).parts
+        if parts[0] == "frameworks" and parts[1] in PACKAGES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found += [
+                f"{'/'.join(parts)}:{node.lineno} {n}" for n in names if n.split(".")[0] in FRAMEWORK_MODULES
+            ]
+    assert not found, f"shared code imports a framework: {found}"

@@ -8,8 +8,8 @@ channels with running variances near 1e-15, and the eval-mode network becomes so
 torch float32 and float64 disagree by 1e4 in the logits, so no cross-framework comparison could mean anything.
 
 Stochastic depth in training mode is not reachable through the Backend API (only whole training steps
-are), so one residual block per framework is checked in a small worker of this file, run the same way:
-``python test_efficientnet.py worker_stochastic_depth '{"framework": ...}' OUT.npz``.
+are), so one residual block per framework is checked by a function of this file run in a fresh worker
+the same way (``harness.run_arrays("tests.frameworks.test_efficientnet:worker_stochastic_depth", ...)``).
 
 torchvision is not importable in this environment (``tools/check_torchvision_layout.py`` compares with it
 in its own); its figures for ``efficientnet_v2_{s,m,l}()`` (torchvision 0.29.1, 1000 classes, 3 channels)
@@ -20,10 +20,6 @@ are frozen below: trainable parameters, and a SHA-256 of the ``"key:[shape]"`` l
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -31,9 +27,7 @@ import numpy as np
 import pytest
 
 from tests.frameworks import plan
-from tests.frameworks.harness import JobResult, max_abs_diff, run_job
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.frameworks.harness import JobResult, max_abs_diff, run_arrays, run_job
 
 TORCHVISION = {  # variant: (trainable parameters, stem width, sha256 of the other "key:[shape]" lines)
     "s": (21_458_488, 24, "492017cf00f604ce10a60c1c513d47820547d83cde65310ca07029fbf596f8a4"),
@@ -285,13 +279,9 @@ def worker_stochastic_depth(framework: str) -> dict[str, np.ndarray]:
 
 
 def _run_worker(name: str, out: Path, **kwargs) -> dict[str, np.ndarray]:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [sys.executable, __file__, name, json.dumps(kwargs), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, f"{name}{kwargs} failed:\n{proc.stderr[-6000:]}"
-    with np.load(out) as data:
-        return dict(data)
+    """The arrays function ``name`` of this file returns, run in a fresh worker (``harness.run_arrays``)."""
+    target = f"tests.frameworks.test_efficientnet:{name}"
+    return run_arrays(target, out, env={"KERAS_BACKEND": "tensorflow"}, timeout_s=600, **kwargs)
 
 
 @pytest.mark.torch  # PyTorch makes the reference, or is the framework under test
@@ -355,8 +345,3 @@ def test_unknown_option_and_variant_are_rejected():
         EfficientNetV2Config.from_options({"variant": "xl"})
     with pytest.raises(ConfigError, match="dropout"):
         EfficientNetV2Config.from_options({"variant": "s", "dropout": 1.0})
-
-
-if __name__ == "__main__":  # the worker side of _run_worker
-    name, kwargs, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-    np.savez(out, **globals()[name](**kwargs))

@@ -8,25 +8,24 @@ frozen BatchNorm runs in inference mode, save_state/load_state carry a plan's st
 exactly as a plan of one group holding everything. The ``mlp`` heads are named and initialised as
 torchvision's Linear layers.
 
-The pytest process stays free of TensorFlow (see ``tests/conftest.py``): the scenarios run in a worker of
-this file, ``python test_finetune_keras.py worker_trainer '{"framework": "keras-jax"}' OUT.npz``, and the
-tests check its arrays.
+The pytest process stays free of TensorFlow (see ``tests/conftest.py``): the scenarios are functions of
+this file run in a fresh worker (``harness.run_arrays("tests.frameworks.test_finetune_keras:worker_trainer",
+..., framework="keras-jax")``), and the tests check the arrays they return.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.frameworks.harness import run_arrays
+
 # (each backend's marker comes with the ``run`` fixture's parameter)
 
-ROOT = Path(__file__).resolve().parents[2]
 
 HEAD = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 BLOCK0 = ("blocks.0.0.conv.weight", "blocks.0.0.bn.weight", "blocks.0.0.bn.bias")
@@ -214,19 +213,9 @@ def _start_state(fw, rng) -> dict[str, np.ndarray]:
 
 
 def _run_worker(name: str, out: Path, **kwargs: str) -> dict[str, np.ndarray]:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    env = {
-        **os.environ,
-        "PYTHONPATH": path,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "FINETUNE_TMP": str(out.parent),
-    }
-    env.pop("KERAS_BACKEND", None)  # the framework name sets it
-    cmd = [sys.executable, __file__, name, json.dumps(kwargs), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stderr[-6000:]}"
-    with np.load(out) as data:
-        return dict(data)
+    """The arrays function ``name`` of this file returns, run in a fresh worker (``harness.run_arrays``)."""
+    env = {"FINETUNE_TMP": str(out.parent), "KERAS_BACKEND": None}  # the framework name sets the backend
+    return run_arrays(f"tests.frameworks.test_finetune_keras:{name}", out, env=env, timeout_s=900, **kwargs)
 
 
 # every Keras backend: the plans are the trainer's, the step (and so what a plan does to it) the backend's
@@ -379,8 +368,3 @@ def test_efficientnet_mlp_head_has_torch_names_and_init(tmp_path):
         assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound, layer
         assert not np.any(out[f"{layer}.bias"]), layer
     assert out["logits"].shape == (2, 7)
-
-
-if __name__ == "__main__":
-    name, kwargs, target = sys.argv[1:4]
-    np.savez(target, **globals()[name](**json.loads(kwargs)))

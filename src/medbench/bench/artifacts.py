@@ -1,4 +1,5 @@
-"""Work a benchmark session does once, each task in its own process: ``python -m medbench.bench.artifacts``.
+"""Work a benchmark session does once, each in its own worker process (answered jobs of
+:mod:`medbench.orchestration.worker`, run by :func:`medbench.orchestration.process.call_worker`):
 
 - ``reference``: builds the PyTorch model, gives its BatchNorm layers non-trivial statistics, saves the
   weights (safetensors, PyTorch names), draws the fixed input batch and records PyTorch eager fp32 logits on
@@ -6,37 +7,26 @@
   from the same weights. Every engine loads these weights and is checked against these logits.
 - ``export``: an exported model made by another framework (the Keras/TensorFlow ONNX file), in a process
   with that framework's ``KERAS_BACKEND``.
-- ``kernel_peak``: the fastest float32 kernel of the installed frameworks (numpy's and PyTorch's matrix
-  products, PyTorch's 3x3 convolution), one of the two yardsticks of each engine's achieved FLOP/s (the
-  other, the FMA peak, is measured by :mod:`medbench.bench.peak` without any framework).
+- ``kernel_peak``: the fastest float32 kernel of the installed frameworks (numpy's matrix product, and the
+  kernels of each back-end of :data:`KERNEL_FRAMEWORKS` that has a ``kernels`` module: PyTorch's matrix
+  product and 3x3 convolution), one of the two yardsticks of each engine's achieved FLOP/s (the other, the
+  FMA peak, is measured by :mod:`medbench.bench.peak` without any framework).
 
 Separate processes keep the parent (the CLI) free of framework imports and keep these imports out of the
-measured cells. The parent calls :func:`run_task`, which returns the task's JSON result or raises
-:class:`ArtifactError` with the child's last words.
+measured cells. This module imports no framework itself: the framework parts go through the back-ends.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medbench.errors import MedbenchError
-
 WEIGHTS_FILE = "weights.safetensors"
 INPUTS_FILE = "inputs.npy"
 REFERENCE_FILE = "reference.npy"
-
-
-class ArtifactError(MedbenchError):
-    """A session task (reference, export, kernel peak) failed; the reason says how."""
 
 
 # ---- reference ---------------------------------------------------------------------------------------------
@@ -196,29 +186,21 @@ def _rate(fn, flops: float, sync=None) -> dict[str, float]:
     }
 
 
-def _torch_rates(torch, a: np.ndarray, b: np.ndarray, n: int, device: str) -> dict[str, Any]:
-    """torch's matrix product and 3x3 convolutions (NCHW and channels-last) on the CPU, and on CUDA when
-    there is one and ``device`` allows it."""
-    batch, channels, spatial = CONV_SHAPE["batch"], CONV_SHAPE["channels"], CONV_SHAPE["spatial"]
-    conv_flops = 2 * batch * spatial**2 * channels * channels * 9
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, spatial, spatial, generator=gen)
-    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
-    devices = ["cpu"] + (["cuda"] if device != "cpu" and torch.cuda.is_available() else [])
-    rates: dict[str, Any] = {}
-    with torch.inference_mode():
-        for dev in devices:
-            prefix, sync = ("torch", None) if dev == "cpu" else ("torch_cuda", torch.cuda.synchronize)
-            ta, tb = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
-            rates[f"{prefix}_matmul"] = _rate(lambda ta=ta, tb=tb: torch.mm(ta, tb), 2 * n**3, sync)
-            for layout, memory_format in (
-                ("", torch.contiguous_format),
-                ("_channels_last", torch.channels_last),
-            ):
-                xd = x.to(dev).contiguous(memory_format=memory_format)
-                cd = conv.to(dev).to(memory_format=memory_format)
-                rates[f"{prefix}_conv3x3{layout}"] = _rate(lambda xd=xd, cd=cd: cd(xd), conv_flops, sync)
-    return rates
+# The back-ends whose kernels bound what the engines reach: PyTorch's, the reference framework's. (Each runs
+# in this one process, so a back-end added here must not clash with the others on import.)
+KERNEL_FRAMEWORKS: tuple[str, ...] = ("torch",)
+
+
+def _framework_rates(name: str, a: np.ndarray, b: np.ndarray, *, threads: int | None, device: str) -> dict:
+    """The rates of framework ``name``'s kernels (none if it is not installed or has no ``kernels``)."""
+    from medbench.errors import ConfigError
+    from medbench.frameworks import get_framework
+
+    try:
+        backend = get_framework(name)
+    except ConfigError:  # not installed: the other kernels are the yardstick
+        return {}
+    return backend.kernel_rates(a=a, b=b, conv_shape=CONV_SHAPE, threads=threads, device=device, rate=_rate)
 
 
 def kernel_peak(*, threads: int | None = None, device: str = "auto", n: int = 2048) -> dict[str, Any]:
@@ -235,15 +217,9 @@ def kernel_peak(*, threads: int | None = None, device: str = "auto", n: int = 20
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     rates: dict[str, Any] = {"numpy_matmul": _rate(lambda: a @ b, 2 * n**3)}
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        if threads:
-            torch.set_num_threads(threads)
-        rates.update(_torch_rates(torch, a, b, n, device))
-    cuda = [k for k in rates if k.startswith("torch_cuda")]
+    for name in KERNEL_FRAMEWORKS:
+        rates.update(_framework_rates(name, a, b, threads=threads, device=device))
+    cuda = [k for k in rates if "_cuda_" in k]
     source = max(cuda or rates, key=lambda k: rates[k]["flops_per_s"])
     return {
         "n": n,
@@ -257,64 +233,6 @@ def kernel_peak(*, threads: int | None = None, device: str = "auto", n: int = 20
     }
 
 
-# ---- process plumbing --------------------------------------------------------------------------------------
-
-TASKS = {"reference": make_reference, "export": export, "kernel_peak": kernel_peak}
-
-
 def _one_line(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}".strip()
     return " ".join(text.split())[:500]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m medbench.bench.artifacts TASK.json RESULT.json``; TASK is ``{"task": name, ...kwargs}``."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m medbench.bench.artifacts TASK.json RESULT.json", file=sys.stderr)
-        return 2
-    task = json.loads(Path(args[0]).read_text())
-    name = task.pop("task")
-    try:
-        result = {"ok": True, **TASKS[name](**task)}
-    except Exception as err:  # noqa: BLE001  (the parent turns it into a failure reason)
-        import traceback
-
-        traceback.print_exc()
-        result = {"ok": False, "error": _one_line(err)}
-    Path(args[1]).write_text(json.dumps(result))
-    return 0 if result["ok"] else 1
-
-
-def run_task(task: dict[str, Any], *, env: dict[str, str] | None = None, timeout_s: float = 1800.0) -> dict:
-    """Runs one task in a fresh process; returns its result.
-
-    Raises:
-        ArtifactError: the task failed, crashed or timed out; the message says which and why.
-    """
-    with tempfile.TemporaryDirectory(prefix="medbench-task-") as tmp:
-        task_file, result_file = Path(tmp) / "task.json", Path(tmp) / "result.json"
-        task_file.write_text(json.dumps(task))
-        command = [sys.executable, "-m", "medbench.bench.artifacts", str(task_file), str(result_file)]
-        try:
-            proc = subprocess.run(
-                command,
-                env={**os.environ, **(env or {})},
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"the {task['task']} task timed out after {timeout_s:.0f} s") from None
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-            if result.get("ok"):
-                return result
-            raise ArtifactError(f"the {task['task']} task failed: {result.get('error')}")
-        tail = " ".join((proc.stderr or "").strip().splitlines()[-3:])[-400:]
-        raise ArtifactError(f"the {task['task']} task died (exit code {proc.returncode}): {tail}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,15 +28,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medbench.bench.artifacts import ArtifactError, run_task
 from medbench.bench.engines import ARTIFACTS, REFERENCE_ENGINE, get_engine
 from medbench.bench.peak import describe_peaks, fma_peak
 from medbench.bench.plan import BenchConfig, Cell, cell_config, cells, plan
+from medbench.errors import WorkerError
+from medbench.orchestration.process import call_worker
 from medbench.results import ResultsStore, RunRecord
 
 # Fixed in every child so that BLAS and OpenMP pools match the framework's own thread setting.
 THREAD_ENV_VARS: tuple[str, ...] = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 PEAK_KIND = "bench-peak"
+# How long the kernel-peak job may take (the reference and export jobs take the session's timeout).
+PEAK_TIMEOUT_S = 1800.0
 
 Echo = Callable[[str], None]
 
@@ -81,12 +84,13 @@ def measure_peak(config: BenchConfig, store: ResultsStore, session: str, env: di
     fma = fma_peak(cores=config.threads)
     peak: dict[str, Any] = {"fma_peak_flops_per_s": fma.get("fma_peak_flops_per_s"), "fma_peak": fma}
     try:
-        kernels = run_task(
-            {"task": "kernel_peak", "threads": config.threads, "device": config.device}, env=env
+        kernels = call_worker(
+            {"kind": "kernel_peak", "args": {"threads": config.threads, "device": config.device}},
+            env=env,
+            timeout_s=PEAK_TIMEOUT_S,
         )
-        kernels.pop("ok", None)
         peak.update(kernels)
-    except ArtifactError as err:
+    except WorkerError as err:
         peak.update(best_kernel_flops_per_s=None, best_kernel_error=str(err))
     if not peak["fma_peak_flops_per_s"] and not peak["best_kernel_flops_per_s"]:
         store.fail_run(run_id, peak.get("best_kernel_error") or "no peak", metrics=peak)
@@ -104,8 +108,7 @@ def prepare_model_size(
     out_dir = work / f"{model}_{size}"
     if _missing("torch"):
         return ModelSize(error=f"no reference outputs: {REFERENCE_ENGINE} (the reference) needs torch")
-    task = {
-        "task": "reference",
+    args = {
         "model": model,
         "image_size": size,
         "in_channels": config.in_channels,
@@ -117,14 +120,13 @@ def prepare_model_size(
         "export_onnx": "onnx-torch" in wanted,
     }
     try:
-        reference = run_task(task, env=env, timeout_s=config.timeout_s)
-    except ArtifactError as err:
+        reference = call_worker({"kind": "reference", "args": args}, env=env, timeout_s=config.timeout_s)
+    except WorkerError as err:
         return ModelSize(error=f"no reference outputs: {err}")
     prepared = ModelSize(reference=reference, artifacts=dict(reference.get("artifacts", {})))
     for artifact in sorted(wanted - set(prepared.artifacts)):
         spec = ARTIFACTS[artifact]
         export = {
-            "task": "export",
             "artifact": artifact,
             "model": model,
             "weights": reference["weights"],
@@ -134,10 +136,10 @@ def prepare_model_size(
             "num_classes": config.num_classes,
         }
         try:
-            prepared.artifacts[artifact] = run_task(
-                export, env={**env, **spec.env}, timeout_s=config.timeout_s
+            prepared.artifacts[artifact] = call_worker(
+                {"kind": "export", "args": export}, env={**env, **spec.env}, timeout_s=config.timeout_s
             )
-        except ArtifactError as err:
+        except WorkerError as err:
             prepared.artifacts[artifact] = {"error": str(err)}
     return prepared
 

@@ -182,6 +182,24 @@ class LayersModule(Protocol):
         """Tells each noise layer its PyTorch path; returns path -> drop probability where it is above 0."""
 
 
+# ``rate(fn, flops, sync)``: the shared timing of one kernel (warm-up, synchronised clock reads, the fastest
+# call), as :func:`medbench.bench.artifacts.kernel_peak` measures every kernel; returns ``flops_per_s`` and
+# the figures beside it.
+RateFn = Callable[[Callable[[], Any], float, Callable[[], None] | None], dict[str, float]]
+
+
+class KernelsModule(Protocol):
+    def kernel_rates(
+        self, *, a: np.ndarray, b: np.ndarray, conv_shape: Mapping[str, int], threads: int | None,
+        device: str, rate: RateFn,
+    ) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """The framework's fastest float32 kernels, each timed by ``rate``: the matrix product ``a @ b``
+        and a 3x3 same-padded convolution of ``conv_shape`` (``batch``, ``channels`` in and out,
+        ``spatial``), on the CPU and, unless ``device`` is ``cpu``, the GPU. Keys are
+        ``{framework}_{kernel}`` and ``{framework}_cuda_{kernel}``; measured on the framework's defaults
+        (plain float32), not its configured runtime."""
+
+
 # module name -> its protocol: what every back-end package provides (``infer.py``'s engine functions are
 # named by the engine registry, :mod:`medbench.bench.engines`, instead)
 CONTRACT: dict[str, type] = {
@@ -193,6 +211,9 @@ CONTRACT: dict[str, type] = {
     "profile": ProfileModule,
     "layers": LayersModule,
 }
+# modules a back-end may provide: where it does, they follow their protocol; where not, the Backend method
+# that uses one says so (``kernels``: the best-kernel yardstick of the benchmark, PyTorch's only for now)
+OPTIONAL_CONTRACT: dict[str, type] = {"kernels": KernelsModule}
 
 
 class Backend:
@@ -215,9 +236,15 @@ class Backend:
     def module(self, name: str) -> Any:
         """The back-end's contract module ``name`` (imported on first use; importing it may import the
         framework, so configure first)."""
-        if name not in CONTRACT and name != "infer":
+        if name not in CONTRACT and name not in OPTIONAL_CONTRACT and name != "infer":
             raise ValueError(f"{name!r} is not a module of the back-end contract")
         return importlib.import_module(f"medbench.frameworks.{self.package}.{name}")
+
+    def has_module(self, name: str) -> bool:
+        """Whether the back-end provides module ``name`` (found without importing it or the framework)."""
+        import importlib.util
+
+        return importlib.util.find_spec(f"medbench.frameworks.{self.package}.{name}") is not None
 
     # ---- runtime --------------------------------------------------------------------------------------
     def configure(self, settings: RuntimeConfig) -> dict[str, Any]:
@@ -276,6 +303,18 @@ class Backend:
     def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
         """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
         return self.module("profile").flops_per_image(model, image_size=image_size, in_channels=in_channels)
+
+    def kernel_rates(
+        self, *, a: np.ndarray, b: np.ndarray, conv_shape: Mapping[str, int], threads: int | None = None,
+        device: str = "auto", rate: RateFn,
+    ) -> dict[str, dict[str, Any]]:  # fmt: skip
+        """The framework's fastest float32 kernels (see :class:`KernelsModule`); none (``{}``) from a
+        back-end without a ``kernels`` module. Needs no :meth:`configure`: it runs on the defaults."""
+        if not self.has_module("kernels"):
+            return {}
+        return self.module("kernels").kernel_rates(
+            a=a, b=b, conv_shape=conv_shape, threads=threads, device=device, rate=rate
+        )
 
     def noise_layers(self, model: Any) -> dict[str, float]:
         """PyTorch path -> drop probability of every layer of ``model`` that draws noise (``p > 0``), each

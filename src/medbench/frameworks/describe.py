@@ -1,9 +1,9 @@
 """Parameter counts and FLOPs of registered models, measured by each framework in its own process.
 
-:func:`describe` (used by ``medbench models``) starts ``python -m medbench.frameworks.describe`` once per
-framework, because frameworks must not share a process (import clashes, thread settings); the child builds
-every requested model through the framework's :class:`~medbench.frameworks.base.Backend`, and prints one
-JSON object on its last stdout line. A model that fails to build is reported with its error, not fatal.
+:func:`describe` (used by ``medbench models``) runs :func:`measure` once per framework in a worker process
+of its own (a ``describe`` job, :mod:`medbench.orchestration.process`), because frameworks must not share a
+process (import clashes, thread settings); the child builds every requested model through the framework's
+:class:`~medbench.frameworks.base.Backend`. A model that fails to build is reported with its error, not fatal.
 
 :func:`describe_cached` keeps what was measured under ``$MEDBENCH_HOME/cache/``, keyed by everything the
 figures depend on: the model, the input, the framework's installed package versions and a digest of
@@ -13,12 +13,9 @@ change of code or version measures again (the numbers stay each framework's own 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from functools import cache
 from importlib import metadata
@@ -68,27 +65,22 @@ def describe(
     in_channels: int,
     timeout: float = 1800,
 ) -> dict:
-    """:func:`measure` in a fresh ``python -m medbench.frameworks.describe`` process."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "medbench.frameworks.describe",
-        framework,
-        "--models",
-        ",".join(names),
-        "--size",
-        str(image_size),
-        "--classes",
-        str(num_classes),
-        "--channels",
-        str(in_channels),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"framework": framework, "error": tail, "models": {}}
-    return json.loads(lines[-1])
+    """:func:`measure` in a fresh worker process; a framework that cannot measure at all (not installed,
+    crashed, timed out) is ``{"framework": ..., "error": why, "models": {}}``."""
+    from medbench.errors import WorkerError
+    from medbench.orchestration.process import call_worker
+
+    args = {
+        "framework": framework,
+        "names": list(names),
+        "image_size": image_size,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+    }
+    try:
+        return call_worker({"kind": "describe", "args": args}, timeout_s=timeout)
+    except WorkerError as err:
+        return {"framework": framework, "error": str(err), "models": {}}
 
 
 def cache_path() -> Path:
@@ -206,22 +198,3 @@ def describe_cached(
             _write_cache(path, {**_read_cache(path), **new})
     result["models"] = {name: result["models"][name] for name in names if name in result["models"]}
     return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("framework")
-    parser.add_argument("--models", required=True, help="comma-separated registered names")
-    parser.add_argument("--size", type=int, default=28)
-    parser.add_argument("--classes", type=int, default=9)
-    parser.add_argument("--channels", type=int, default=3)
-    args = parser.parse_args(argv)
-    names = [n for n in args.models.split(",") if n]
-    result = measure(
-        args.framework, names, image_size=args.size, num_classes=args.classes, in_channels=args.channels
-    )
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -11,32 +11,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medbench.locks import RunFolderLock
+from medbench.orchestration.process import exit_reason, start_worker
 from medbench.results import ResultsStore, RunRecord
 
 if TYPE_CHECKING:
     from medbench.leases import TrialLeases
-
-
-def _signal_reason(returncode: int) -> str:
-    from medbench.lifeline import PARENT_GONE_EXIT
-    from medbench.orchestration.worker import LEASE_LOST_EXIT
-
-    if returncode == LEASE_LOST_EXIT:
-        return "abandoned: the trial's lease was reclaimed by another process, which runs it now"
-    if returncode == PARENT_GONE_EXIT:
-        return "the worker found the process that started it gone"
-    if returncode >= 0:
-        return f"worker exited with code {returncode} before recording a result"
-    name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
-    hint = " (the system may have run out of memory)" if -returncode == signal.SIGKILL else ""
-    return f"worker killed by {name}{hint}"
 
 
 def run_job(
@@ -49,7 +34,8 @@ def run_job(
     lease: TrialLeases | None = None,
     detach: bool = False,
 ) -> RunRecord:
-    """Runs ``job`` (see :mod:`medbench.orchestration.worker`) in a child process and returns its stored row.
+    """Runs a recorded job (see :mod:`medbench.orchestration.process`) in a child process and returns its
+    stored row.
 
     The job gets a run id before the child starts, so the parent can find (or create) the row whatever
     happens to the child. ``job["start"]`` holds the columns the parent uses if it must record a failure.
@@ -75,10 +61,7 @@ def run_job(
         job["lease"] = {"heartbeat_s": lease.heartbeat_s, "stale_after_s": lease.stale_after_s}
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="medbench-job-", delete=False) as handle:
         json.dump(job, handle)
-    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    child_env.setdefault(
-        "TF_CPP_MIN_LOG_LEVEL", "2"
-    )  # TensorFlow's start-up chatter is not the user's concern
+    child_env = dict(env or {})
     log = None
     if quiet:
         # A quiet child (under a live grid display) writes its output to a log beside its run, not the terminal.
@@ -88,12 +71,8 @@ def run_job(
         log = open(log_dir / f"worker-{run_id[:8]}.log", "w")  # noqa: SIM115 (closed below)
     interrupted = False
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "medbench.orchestration.worker", handle.name],
-            env=child_env,
-            stdout=log,
-            stderr=log,
-            pass_fds=lock.fds if lock is not None else (),
+        process = start_worker(
+            handle.name, env=child_env, stdout=log, stderr=log, pass_fds=lock.fds if lock is not None else ()
         )
         if lock is not None:
             lock.note(worker_pid=process.pid)
@@ -127,7 +106,7 @@ def run_job(
 def _settle(
     store: ResultsStore, job: dict[str, Any], run_id: str, returncode: int | None, timeout_s
 ) -> RunRecord:
-    reason = f"timed out after {timeout_s:.0f} s" if returncode is None else _signal_reason(returncode)
+    reason = f"timed out after {timeout_s:.0f} s" if returncode is None else exit_reason(returncode)
     try:
         record = store.get_run(run_id)
     except KeyError:

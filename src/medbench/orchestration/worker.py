@@ -1,9 +1,18 @@
-"""The child process of every framework run: ``python -m medbench.orchestration.worker JOB.json``.
+"""The child process of every job medbench runs apart: ``python -m medbench.orchestration.worker JOB.json``.
 
-The orchestrator writes a job file (what to do, the resolved config, where the store and run folder are) and
-starts this module in a fresh interpreter, so imports, compilation caches and thread settings never leak
-between frameworks and the cold start is real. The worker records its own result in the store; if it dies
-without doing so (a segfault, the kernel's OOM killer), the parent records the failure.
+The parent writes a job file (its ``kind``, and what that kind needs) and starts this module in a fresh
+interpreter (:mod:`medbench.orchestration.process`), so imports, compilation caches and thread settings never
+leak between frameworks and the cold start is real. The kind names a function in :data:`JOBS`, imported only
+when a job of that kind runs: the worker never imports a framework its job does not need.
+
+A job is one of two shapes (:mod:`medbench.orchestration.process` has the parent's side of each):
+
+- *recorded*: ``fn(job) -> exit status``. The job records its own row in the results store; if the worker
+  dies without doing so (a segfault, the kernel's OOM killer), the parent records the failure.
+- *answered* (the job has a ``result_file``): ``fn(**job["args"])`` returns a JSON-able result, which the
+  worker writes to that file as ``{"ok": true, "result": ...}``, or ``{"ok": false, "error": ...,
+  "traceback": ...}`` if the function raised. ``call`` is answered only: it runs ``job["target"]``, a
+  ``module:function`` of the test suite (``tests.``), so the tests' framework checks use this protocol too.
 """
 
 from __future__ import annotations
@@ -13,9 +22,23 @@ import sys
 import time
 from pathlib import Path
 
-# Read as the worker starts, before any job work: a benchmark's cold start goes from the parent's spawn to
-# here (interpreter start-up) and on to the first prediction.
+# Read as the worker starts, before any job work (hence no more imports above, not even typing): a
+# benchmark's cold start goes from the parent's spawn to here (interpreter start-up) and on to the first
+# prediction.
 _STARTED_AT = time.time()
+
+# kind -> "module:function", imported when a job of that kind runs; the shape each has (see above).
+JOBS: dict[str, str] = {
+    "train": "medbench.training.job:run_training_job",  # recorded
+    "bench": "medbench.bench.cell:run_bench_job",  # recorded: one benchmark cell
+    "selftest": "medbench.orchestration.worker:selftest",  # recorded
+    "reference": "medbench.bench.artifacts:make_reference",  # answered
+    "export": "medbench.bench.artifacts:export",  # answered
+    "kernel_peak": "medbench.bench.artifacts:kernel_peak",  # answered
+    "describe": "medbench.frameworks.describe:measure",  # answered
+}
+# The package whose functions a ``call`` job may name: medbench's own jobs are the registered kinds above.
+CALLABLE_PREFIX = "tests."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,19 +57,59 @@ def main(argv: list[str] | None = None) -> int:
     if job.get("lease") and not _hold_lease(job):
         print("this trial's lease was reclaimed by another process; not starting", file=sys.stderr)
         return LEASE_LOST_EXIT
+    if job.get("result_file"):
+        return _answer(job)
     kind = job["kind"]
-    if kind == "train":
-        from medbench.training import run_training_job
+    if kind not in JOBS:
+        print(f"unknown job kind {kind!r}; known: {', '.join(JOBS)}", file=sys.stderr)
+        return 2
+    return _load(JOBS[kind])(job)
 
-        return run_training_job(job)
-    if kind == "bench":
-        from medbench.bench.cell import run_bench_job
 
-        return run_bench_job(job)
-    if kind == "selftest":
-        return _selftest(job)
-    print(f"unknown job kind {kind!r}", file=sys.stderr)
-    return 2
+def _load(entry: str):
+    """The function ``module:function`` names, its module imported now."""
+    import importlib
+
+    module, _, name = entry.partition(":")
+    if not name:
+        raise ValueError(f"{entry!r} is not 'module:function'")
+    return getattr(importlib.import_module(module), name)
+
+
+def _answering(job: dict):
+    kind = job["kind"]
+    if kind == "call":
+        target = str(job.get("target", ""))
+        if not target.startswith(CALLABLE_PREFIX):
+            raise ValueError(
+                f"a call job runs a function of the test suite ({CALLABLE_PREFIX}...), not {target!r}; "
+                "register medbench's own jobs in medbench.orchestration.worker.JOBS"
+            )
+        return _load(target)
+    if kind not in JOBS:
+        raise ValueError(f"unknown job kind {kind!r}; known: {', '.join(JOBS)}, call")
+    return _load(JOBS[kind])
+
+
+def _answer(job: dict) -> int:
+    """Runs an answered job and writes its result file, whole or not at all (written beside, then renamed)."""
+    import os
+    import traceback
+
+    try:
+        answer, status = json.dumps({"ok": True, "result": _answering(job)(**job.get("args", {}))}), 0
+    except Exception as err:  # noqa: BLE001  (every failure is the parent's to report)
+        from medbench.errors import failure_reason
+
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr)
+        error = " ".join(failure_reason(err).split())
+        answer, status = json.dumps({"ok": False, "error": error, "traceback": trace[-8000:]}), 1
+    path = Path(job["result_file"])
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(answer)
+    os.replace(partial, path)
+    return status
 
 
 # Exit status of a worker whose trial lease is no longer its own (another process runs the trial now).
@@ -80,7 +143,7 @@ def _hold_lease(job: dict) -> bool:
     return True
 
 
-def _selftest(job: dict) -> int:
+def selftest(job: dict) -> int:
     """A framework-free job that exercises the process machinery (used by tests and `medbench doctor`-style
     checks): ``action`` is ``ok`` (record a completed row), ``fail`` (record a failure), ``kill`` (die by
     SIGKILL without recording anything), ``exit`` (exit 3 without recording anything) or ``sleep`` (start a
