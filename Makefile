@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all,dev
 PYTEST_ARGS ?=
+# make test runs the suite on this many processes (pytest-xdist); tests sharing a framework worker or a file
+# stay in one process (tests/conftest.py), so their fixtures are made once. TEST_PROCESSES=0: serially.
+TEST_PROCESSES ?= 2
 QUICK_ARGS ?=
 # The torchvision layout check needs torchvision, which cannot share a process (or, here, a venv) with
 # tensorflow; it gets a venv of its own.
@@ -33,10 +36,10 @@ quick: setup
 # The default suite leaves out tests marked slow (larger models and images; about 20 more minutes on two
 # cores): `make test-all` runs them too.
 test: setup setup-torchvision
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 test-all: setup setup-torchvision
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

@@ -37,6 +37,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"needs {marker}: {', '.join(missing)} not installed (pip install 'medbench[{extra}]')"
                 )
                 item.add_marker(pytest.mark.skip(reason=reason))
+    _assign_xdist_groups(items)
+
+
+# Session fixtures of tests/frameworks that start the long-lived framework workers (conftest there): the
+# tests using them share one xdist worker, so ``-n 2`` starts those workers once, not once per process.
+# (``ported``, ``job_for`` and ``ported_slow`` reach the job fixtures through request.getfixturevalue.)
+_FRAMEWORK_JOB_FIXTURES = frozenset(
+    {"reference", "ported_jobs", "ported_extra_jobs", "slow_reference", "ported_slow_jobs"}
+    | {"ported", "job_for", "ported_slow"}
+)
+
+
+def _assign_xdist_groups(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``): a test runs in the xdist worker of its group,
+    which is the framework workers' group or else its file, so module and session fixtures (a trained
+    reference run, a framework's compiled steps) are made once, as in a serial run."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        uses_jobs = _FRAMEWORK_JOB_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        group = "framework-jobs" if uses_jobs else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)

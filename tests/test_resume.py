@@ -190,6 +190,7 @@ def test_keras_jax_run_killed_mid_epoch_resumes_exactly(noise, data_file, tmp_pa
 
 
 @pytest.mark.keras_torch
+@pytest.mark.slow  # keras-jax above covers Keras's portable path in the default suite
 @pytest.mark.parametrize("noise", NOISE)
 def test_keras_torch_run_killed_mid_epoch_resumes_exactly(noise, data_file, tmp_path):
     interrupt_and_resume("keras-torch", data_file, tmp_path, "SIGKILL", "--noise", noise)

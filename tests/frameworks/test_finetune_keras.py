@@ -223,7 +223,8 @@ def _run_worker(name: str, out: Path, **kwargs: str) -> dict[str, np.ndarray]:
     scope="module",
     params=[
         pytest.param("keras", marks=pytest.mark.keras),
-        pytest.param("keras-jax", marks=pytest.mark.keras_jax),
+        # Keras's JAX backend compiles each step shape anew (a minute here): in the full suite only
+        pytest.param("keras-jax", marks=[pytest.mark.keras_jax, pytest.mark.slow]),
         pytest.param("keras-torch", marks=pytest.mark.keras_torch),
     ],
 )
