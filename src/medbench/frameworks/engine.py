@@ -64,3 +64,31 @@ class PreparedEngine:
     sync: Callable[[], None] = _no_sync
     info: dict[str, Any] = field(default_factory=dict)
     gpu_peak_bytes: Callable[[], int | None] | None = None
+
+
+def load_engine_model(
+    framework: str, request: EngineRequest, phases: Phases
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The start every engine that runs a back-end's own model shares: configure the back-end (threads,
+    device), build the model, load the request's weights, each timed as its phase.
+
+    Returns the back-end, the model and the ``info`` a :class:`PreparedEngine` records (versions, device,
+    the runtime applied). The framework is imported inside the "import" phase: it is part of a cold start.
+    """
+    from medbench.config import RuntimeConfig
+    from medbench.frameworks import get_framework
+    from medbench.frameworks.checkpoints import read_state_dict
+
+    with phases.phase("import"):
+        fw = get_framework(framework)
+        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
+    with phases.phase("build"):
+        model = fw.build_model(
+            request.model,
+            num_classes=request.num_classes,
+            in_channels=request.in_channels,
+            image_size=request.image_size,
+        )
+    with phases.phase("load_weights"):
+        fw.load_state_dict(model, read_state_dict(request.weights))
+    return fw, model, {"versions": fw.versions(), "device": fw.device_name(), "runtime": applied}

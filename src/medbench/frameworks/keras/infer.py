@@ -25,36 +25,22 @@ import numpy as np
 from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
 from medbench.frameworks.checkpoints import read_state_dict
-from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine, load_engine_model
 
 
 def _build(request: EngineRequest, phases: Phases, *, backends: tuple[str, ...]):
     """Configures the Keras framework of the backend ``KERAS_BACKEND`` names (the engine's env), builds the
     model and loads the weights."""
-    with phases.phase("import"):
-        from medbench.frameworks import get_framework
-        from medbench.frameworks.keras.runtime import DEFAULT_BACKEND, FRAMEWORK_OF_BACKEND
+    from medbench.frameworks.keras.runtime import DEFAULT_BACKEND, FRAMEWORK_OF_BACKEND  # imports no Keras
 
-        backend = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
-        if backend not in backends:
-            raise ConfigError(
-                f"This Keras engine runs on the {' or '.join(backends)} backend, "
-                f"but KERAS_BACKEND={backend!r}.",
-                "Run it through `medbench bench`, which sets KERAS_BACKEND in the engine's fresh process.",
-            )
-        fw = get_framework(FRAMEWORK_OF_BACKEND[backend])  # keras, keras-jax or keras-torch
-        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
-    with phases.phase("build"):
-        model = fw.build_model(
-            request.model,
-            num_classes=request.num_classes,
-            in_channels=request.in_channels,
-            image_size=request.image_size,
+    backend = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+    if backend not in backends:
+        raise ConfigError(
+            f"This Keras engine runs on the {' or '.join(backends)} backend, but KERAS_BACKEND={backend!r}.",
+            "Run it through `medbench bench`, which sets KERAS_BACKEND in the engine's fresh process.",
         )
-    with phases.phase("load_weights"):
-        fw.load_state_dict(model, read_state_dict(request.weights))
-    info = {"versions": fw.versions(), "device": fw.device_name(), "runtime": applied}
-    return fw, model, info
+    # the framework keras, keras-jax or keras-torch
+    return load_engine_model(FRAMEWORK_OF_BACKEND[backend], request, phases)
 
 
 def prepare_direct(request: EngineRequest, phases: Phases) -> PreparedEngine:

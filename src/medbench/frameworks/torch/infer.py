@@ -14,27 +14,13 @@ import numpy as np
 
 from medbench.config import RuntimeConfig
 from medbench.frameworks.checkpoints import read_state_dict
-from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine
+from medbench.frameworks.engine import EngineRequest, Phases, PreparedEngine, load_engine_model
 
 
 def _build(request: EngineRequest, phases: Phases):
     """Imports and configures torch, builds the model in eval mode and loads the weights."""
-    with phases.phase("import"):
-        from medbench.frameworks import get_framework
-
-        fw = get_framework("torch")
-        applied = fw.configure(RuntimeConfig(threads=request.threads, device=request.device))
-    with phases.phase("build"):
-        model = fw.build_model(
-            request.model,
-            num_classes=request.num_classes,
-            in_channels=request.in_channels,
-            image_size=request.image_size,
-        )
-    with phases.phase("load_weights"):
-        fw.load_state_dict(model, read_state_dict(request.weights))
-        model.eval()
-    info = {"versions": fw.versions(), "device": fw.device_name(), "runtime": applied}
+    fw, model, info = load_engine_model("torch", request, phases)
+    model.eval()
     return fw, model, info
 
 
