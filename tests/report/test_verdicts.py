@@ -75,3 +75,26 @@ def test_sentences_carry_the_verdicts(fake_answer):
     noisy = fake_answer["noisy"][0]
     assert "not enough evidence" in noisy and "more seeds would decide" in noisy
     assert "no clear winner" in fake_answer["same"][1]  # equal timings: no fastest framework to name
+
+
+def _pairs_table(store, **options) -> Table:
+    """The answer's folded pairs table."""
+    doc = build_document(store.list_runs(), store_path=store.path, **options)
+    blocks = doc.sections[0].blocks
+    return next(t for b in blocks if isinstance(b, Details) for t in b.blocks if t.name == "pairs")
+
+
+def _cell(table: Table, model: str, metric: str, header: str) -> str:
+    at = {h: i for i, h in enumerate(table.headers)}
+    row = next(
+        r for r in table.rows if (r.cells[at["model"]].text, r.cells[at["metric"]].text) == (model, metric)
+    )
+    return row.cells[at[header]].text
+
+
+def test_the_reports_pairs_table_writes_p_as_the_cli_does(fake_store):
+    table = _pairs_table(fake_store)
+    # a t test's p far below four decimals: "<0.0001", never the "0.0" of a value rounded first
+    assert _cell(table, "differs", "ACC", "p (t)") == "<0.0001"
+    assert all(cell.text != "0.0" for row in table.rows for cell in row.cells)
+    assert _cell(table, "noisy", "ACC", "p (t)") == "0.7735"

@@ -70,6 +70,17 @@ def test_rows_are_plain_data(pairs):
     assert any(r["verdict"] == "faster" for r in speed) and all(set(r) == set(speed_columns) for r in speed)
 
 
+def test_rows_keep_p_unrounded_for_scripts(pairs):
+    _, rows = pair_rows(list(pairs.values()))
+    for p in pairs.values():
+        for m in p.metrics:
+            row = next(r for r in rows if r["model"] == p.comparison.key.model and r["metric"] == m.label)
+            assert row["p (t)"] == m.seeds.p_difference and row["p (TOST)"] == m.seeds.p_equivalence
+            assert row["image p (median)"] == m.image_p_median
+    same = next(r for r in rows if r["model"] == "same" and r["metric"] == "ACC")
+    assert 0 < same["p (TOST)"] < 0.0001  # rounded to four decimals this was 0.0
+
+
 def test_a_missing_predictions_file_is_said_not_fatal(store, tmp_path):
     runs = store.list_runs(model="differs")
     victim = next(r for r in runs if r.framework == "jax" and r.seed == 0)

@@ -32,6 +32,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from medbench.stats.pvalues import p_text
+
 
 class OutputFormat(str, enum.Enum):
     table = "table"
@@ -159,8 +161,7 @@ def format_value(column: Column, value: Any) -> str:
     if column.kind == "float":
         return f"{value:,.{column.digits}f}"
     if column.kind == "p":
-        smallest = 10.0**-column.digits
-        return f"<{smallest:.{column.digits}f}" if value < smallest else f"{value:.{column.digits}f}"
+        return p_text(value, column.digits)
     return str(value)
 
 

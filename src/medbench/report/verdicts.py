@@ -16,6 +16,7 @@ from medbench.report.pooling import FrameworkResult
 from medbench.results import RunRecord
 from medbench.stats.latency import LatencyPair, compare_latency
 from medbench.stats.pairs import FrameworkPair, compare_frameworks
+from medbench.stats.pvalues import p_text
 from medbench.stats.rows import pair_rows, speed_rows
 from medbench.stats.seeds import (
     DEFAULT_ALPHA,
@@ -27,7 +28,8 @@ from medbench.stats.seeds import (
 )
 from medbench.stats.speed import FASTER, SLOWER, Ratio
 
-_NUMERIC = {"seeds", "mean A %", "mean B %", "diff pts", "p (t)", "p (TOST)", "image p (median)", "A / B"}
+_P_VALUES = {"p (t)", "p (TOST)", "image p (median)", "p (Welch, log)"}
+_NUMERIC = {"seeds", "mean A %", "mean B %", "diff pts", "A / B", *_P_VALUES}
 
 
 def _points(value: float) -> str:
@@ -167,14 +169,15 @@ def prediction_sentence(c: Comparison, latency: Sequence[LatencyPair]) -> str:
     return head + "; ".join(phrases) + " (over the benchmark's repeats)."
 
 
+def _cell_text(column: str, value: object) -> str:
+    if value in (None, ""):
+        return "–"
+    return p_text(value) if column in _P_VALUES else str(value)
+
+
 def _table(columns: Sequence[str], rows: Sequence[dict], name: str, caption: str) -> Table:
     body = tuple(
-        Row(
-            tuple(
-                Cell("–" if row.get(col) in (None, "") else str(row[col]), numeric=col in _NUMERIC)
-                for col in columns
-            )
-        )
+        Row(tuple(Cell(_cell_text(col, row.get(col)), numeric=col in _NUMERIC) for col in columns))
         for row in rows
     )
     return Table(tuple(columns), body, name=name, caption=caption)

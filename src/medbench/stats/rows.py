@@ -1,5 +1,9 @@
 """The framework pairs as plain rows (a dict per row, with the column names) for any renderer: the CLI's
-table, CSV and JSON (``medbench compare``, ``medbench run``) and the report's folded tables."""
+table, CSV and JSON (``medbench compare``, ``medbench run``) and the report's folded tables.
+
+p-values are kept as computed: a renderer rounds them for people (:func:`medbench.stats.pvalues.p_text`),
+while CSV and JSON get every digit.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,11 @@ SPEED_COLUMNS: tuple[str, ...] = (
 
 def _r(value: float | None, digits: int) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _p(value: float | None) -> float | None:
+    """A p-value as it is (never rounded here), or None."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _ci(low: float | None, high: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -98,10 +107,10 @@ def pair_rows(
                     "mean B %": _r(m.mean_b * 100, 2),
                     "diff pts": _r(s.mean * 100, 2),
                     "95% CI pts": _ci(s.ci_low, s.ci_high, 100),
-                    "p (t)": _r(s.p_difference, 4),
-                    "p (TOST)": _r(s.p_equivalence, 4),
+                    "p (t)": _p(s.p_difference),
+                    "p (TOST)": _p(s.p_equivalence),
                     "image test": image,
-                    "image p (median)": _r(m.image_p_median, 4),
+                    "image p (median)": _p(m.image_p_median),
                     "verdict": s.verdict,
                     "more seeds": more_seeds_text(s),
                 }
@@ -114,7 +123,7 @@ def _ratio_cells(r: Ratio) -> dict[str, Any]:
         "repeats": f"{r.n_a} / {r.n_b}",
         "A / B": _r(r.ratio, 3),
         "95% CI": _ci(r.ci_low, r.ci_high, digits=3),
-        "p (Welch, log)": _r(r.p_value, 4),
+        "p (Welch, log)": _p(r.p_value),
         "verdict": r.verdict,
     }
 
