@@ -77,11 +77,13 @@ def test_sentences_carry_the_verdicts(fake_answer):
     assert "no clear winner" in fake_answer["same"][1]  # equal timings: no fastest framework to name
 
 
-def _pairs_table(store, **options) -> Table:
-    """The answer's folded pairs table."""
+def _pairs_table(store, **options) -> tuple[Table, str]:
+    """The answer's folded pairs table and the section's note on how its verdicts were reached."""
     doc = build_document(store.list_runs(), store_path=store.path, **options)
     blocks = doc.sections[0].blocks
-    return next(t for b in blocks if isinstance(b, Details) for t in b.blocks if t.name == "pairs")
+    table = next(t for b in blocks if isinstance(b, Details) for t in b.blocks if t.name == "pairs")
+    notes = [b.text for b in blocks if isinstance(b, Note)]
+    return table, notes[-1]
 
 
 def _cell(table: Table, model: str, metric: str, header: str) -> str:
@@ -92,9 +94,20 @@ def _cell(table: Table, model: str, metric: str, header: str) -> str:
     return row.cells[at[header]].text
 
 
-def test_the_reports_pairs_table_writes_p_as_the_cli_does(fake_store):
-    table = _pairs_table(fake_store)
+def test_the_report_adjusts_its_verdicts_over_its_comparisons_and_says_so(fake_store):
+    table, note = _pairs_table(fake_store)
+    assert "Holm-adjusted over 12 comparisons" in table.caption and "Holm-adjusted over the 12" in note
+    assert "p (t) adj." in table.headers and "correction" not in table.headers  # said once, in the caption
     # a t test's p far below four decimals: "<0.0001", never the "0.0" of a value rounded first
     assert _cell(table, "differs", "ACC", "p (t)") == "<0.0001"
     assert all(cell.text != "0.0" for row in table.rows for cell in row.cells)
     assert _cell(table, "noisy", "ACC", "p (t)") == "0.7735"
+    assert _cell(table, "noisy", "ACC", "p (t) adj.") == "1.0000"
+    assert _cell(table, "noisy", "ACC", "more seeds") == "85"  # sized for alpha / 12
+
+
+def test_the_report_without_correction_gives_the_verdicts_of_each_test_alone(fake_store):
+    table, note = _pairs_table(fake_store, correction="none")
+    assert "uncorrected for 12 comparisons" in table.caption and "not corrected" in note
+    assert _cell(table, "noisy", "ACC", "p (t) adj.") == "0.7735"
+    assert _cell(table, "noisy", "ACC", "more seeds") == "42"  # as before the correction existed
