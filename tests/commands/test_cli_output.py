@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+from statsmodels.stats.multitest import multipletests
 
 from tests.commands.helpers import SHARED, medbench, populated_store
 
@@ -259,15 +260,31 @@ def test_compare_piped_prints_every_cell_whole(tmp_path, pairs_store):
     _whole(result.stdout)
     lines = result.stdout.splitlines()
     noisy = next(line for line in lines if " noisy " in line and " ACC " in line)
-    # one line at COLUMNS=60: the image test's text, the verdict and the seeds it still needs
+    # one line at COLUMNS=60: the image test's text, the verdict and the seeds it still needs (sized for
+    # Holm's strictest step, alpha / 12)
     assert "McNemar exact: p<0.05 in 0/3 seeds" in noisy and noisy.rstrip().endswith(
-        "not enough evidence   42"
+        "not enough evidence   85"
     )
+    assert any("Holm-adjusted over 12 comparisons" in line for line in lines[:3])
+    header = next(line for line in lines if "more seeds" in line)
+    assert "p (t) adj." in header and "correction" not in header  # the title says it, once
     faster = next(line for line in lines if " differs " in line and "train img/s" in line)
     assert "[2.520, 2.654]" in faster and "faster" in faster
     # a 5-point difference at every seed: its t test's p is far below what four decimals show
     differs = next(line for line in lines if " differs " in line and " ACC " in line)
     assert " <0.0001 " in differs and "0.0000" not in result.stdout
+
+
+def test_compare_correction_none_prints_the_verdicts_of_each_test_alone(tmp_path, pairs_store):
+    args = ("compare", "--store", str(pairs_store), "--bootstrap", "50", "--metric", "acc")
+    result = medbench(*args, "--correction", "none", home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    noisy = next(line for line in lines if " noisy " in line and " ACC " in line)
+    assert noisy.rstrip().endswith("not enough evidence   42")  # as before the correction existed
+    assert any("p uncorrected for 3 comparisons" in line for line in lines[:3])  # --metric acc: 3 tests
+    bad = medbench(*args, "--correction", "bonferroni", home=tmp_path)
+    assert bad.returncode == 2 and "bonferroni" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -281,14 +298,22 @@ def test_compare_takes_every_format(tmp_path, pairs_store, fmt):
         assert set(data) == {"pairs", "speed"} and len(data["pairs"]) == 12 and len(data["speed"]) == 6
         acc = next(r for r in data["pairs"] if (r["model"], r["metric"]) == ("differs", "ACC"))
         assert acc["verdict"] == "different" and acc["diff_pts"] == pytest.approx(5.0)
+        assert (acc["correction"], acc["comparisons"]) == ("holm", 12)
+        assert 0 < acc["p_t"] < acc["p_t_adjusted"]  # every digit, not 0.0
+        raw = [r["p_tost"] for r in data["pairs"]]
+        expected = multipletests(raw, method="holm")[1]
+        assert [r["p_tost_adjusted"] for r in data["pairs"]] == pytest.approx(list(expected))
         assert acc["mean_a_pct"] == pytest.approx(85.12) and acc["variant"] is None  # numbers, null
         assert "experiment fake" in result.stderr
     elif fmt == "csv":
         pairs = list(csv.DictReader(io.StringIO(out.split("\n\n")[0].split("\n", 1)[1])))
         assert len(pairs) == 12 and {"verdict", "p_tost", "ci95_pts", "more_seeds"} <= set(pairs[0])
+        assert {"p_t_adjusted", "p_tost_adjusted", "correction", "comparisons"} <= set(pairs[0])
         assert out.startswith("# Framework pairs") and "\n# Speed: ratios" in out
+        assert "Holm-adjusted over 12 comparisons)" in out.splitlines()[0]
     elif fmt == "markdown":
         assert "| torch - jax | ACC | 4 | 85.12 | 80.12 | 5.00 |" in out and "**Speed:" in out
+        assert "| holm |" not in out and "| correction |" not in out  # the title says it, once
     else:
         assert "experiment fake" in out and "Framework pairs" in out
 

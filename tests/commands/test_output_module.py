@@ -7,8 +7,17 @@ import io
 import json
 
 import pytest
+from rich.console import Console
 
-from medbench.commands.output import Column, OutputTable, format_value, to_csv, to_json, to_markdown
+from medbench.commands.output import (
+    Column,
+    OutputTable,
+    format_value,
+    rich_table,
+    to_csv,
+    to_json,
+    to_markdown,
+)
 
 
 @pytest.fixture
@@ -79,3 +88,17 @@ def test_a_p_value_below_what_its_digits_show_reads_as_an_upper_bound():
         [table]
     )  # scripts: the value
     assert "| <0.0001 |" in to_markdown([table])
+
+
+def test_a_column_for_scripts_alone_stays_out_of_the_tables_people_read():
+    columns = [Column("verdict"), Column("correction", for_people=False), Column("p (t)", "p", 4, key="p_t")]
+    table = OutputTable(
+        "pairs (p Holm-adjusted over 2 comparisons)", columns, [["different", "holm", 0.00007]]
+    )
+    assert "holm" not in to_markdown([table]) and "| different | <0.0001 |" in to_markdown([table])
+    assert json.loads(to_json([table])) == [{"verdict": "different", "correction": "holm", "p_t": 0.00007}]
+    assert "verdict,correction,p_t\ndifferent,holm,7e-05\n" in to_csv([table])
+    console = Console(width=200, record=True)
+    console.print(rich_table(table))
+    terminal = console.export_text()
+    assert "holm" not in terminal and "correction" not in terminal and "<0.0001" in terminal

@@ -333,6 +333,20 @@ def store_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def runs(store_path) -> list:
+    """Every row of the fixture's store."""
+    return ResultsStore(store_path).list_runs()
+
+
+@pytest.fixture(scope="module")
+def comparisons(runs) -> dict:
+    """The report's comparisons of the fixture's store, by (dataset, size)."""
+    from medbench.report.aggregate import compare
+
+    return {(c.key.dataset, c.key.size): c for c in compare(runs)}
+
+
 @pytest.fixture(scope="session")
 def report_dir(store_path, tmp_path_factory) -> Path:
     """The report of the synthetic store, written once per test session (plots take a few seconds)."""

@@ -75,3 +75,39 @@ def test_sentences_carry_the_verdicts(fake_answer):
     noisy = fake_answer["noisy"][0]
     assert "not enough evidence" in noisy and "more seeds would decide" in noisy
     assert "no clear winner" in fake_answer["same"][1]  # equal timings: no fastest framework to name
+
+
+def _pairs_table(store, **options) -> tuple[Table, str]:
+    """The answer's folded pairs table and the section's note on how its verdicts were reached."""
+    doc = build_document(store.list_runs(), store_path=store.path, **options)
+    blocks = doc.sections[0].blocks
+    table = next(t for b in blocks if isinstance(b, Details) for t in b.blocks if t.name == "pairs")
+    notes = [b.text for b in blocks if isinstance(b, Note)]
+    return table, notes[-1]
+
+
+def _cell(table: Table, model: str, metric: str, header: str) -> str:
+    at = {h: i for i, h in enumerate(table.headers)}
+    row = next(
+        r for r in table.rows if (r.cells[at["model"]].text, r.cells[at["metric"]].text) == (model, metric)
+    )
+    return row.cells[at[header]].text
+
+
+def test_the_report_adjusts_its_verdicts_over_its_comparisons_and_says_so(fake_store):
+    table, note = _pairs_table(fake_store)
+    assert "Holm-adjusted over 12 comparisons" in table.caption and "Holm-adjusted over the 12" in note
+    assert "p (t) adj." in table.headers and "correction" not in table.headers  # said once, in the caption
+    # a t test's p far below four decimals: "<0.0001", never the "0.0" of a value rounded first
+    assert _cell(table, "differs", "ACC", "p (t)") == "<0.0001"
+    assert all(cell.text != "0.0" for row in table.rows for cell in row.cells)
+    assert _cell(table, "noisy", "ACC", "p (t)") == "0.7735"
+    assert _cell(table, "noisy", "ACC", "p (t) adj.") == "1.0000"
+    assert _cell(table, "noisy", "ACC", "more seeds") == "85"  # sized for alpha / 12
+
+
+def test_the_report_without_correction_gives_the_verdicts_of_each_test_alone(fake_store):
+    table, note = _pairs_table(fake_store, correction="none")
+    assert "uncorrected for 12 comparisons" in table.caption and "not corrected" in note
+    assert _cell(table, "noisy", "ACC", "p (t) adj.") == "0.7735"
+    assert _cell(table, "noisy", "ACC", "more seeds") == "42"  # as before the correction existed

@@ -70,6 +70,52 @@ def test_rows_are_plain_data(pairs):
     assert any(r["verdict"] == "faster" for r in speed) and all(set(r) == set(speed_columns) for r in speed)
 
 
+def test_one_call_is_one_family_holm_adjusted_by_default(pairs):
+    from statsmodels.stats.multitest import multipletests
+
+    family = [m.seeds for p in pairs.values() for m in p.metrics]
+    assert len(family) == 12 and {(s.correction, s.comparisons) for s in family} == {("holm", 12)}
+    for raw in ("p_difference", "p_equivalence"):  # each test its own family of 12
+        expected = multipletests([getattr(s, raw) for s in family], method="holm")[1]
+        assert [getattr(s, f"{raw}_adjusted") for s in family] == pytest.approx(list(expected))
+    assert pair_rows(list(pairs.values()))[1][0]["comparisons"] == 12
+
+
+def test_correction_none_reproduces_the_verdicts_of_each_test_alone(store, pairs):
+    alone = compare_frameworks(store.list_runs(), image_tests=False, correction="none")
+    for p in alone:
+        for m in p.metrics:
+            s, holm = m.seeds, pairs[p.comparison.key.model].metric(m.metric).seeds
+            assert (s.p_difference_adjusted, s.p_equivalence_adjusted) == (s.p_difference, s.p_equivalence)
+            expected = (
+                "equivalent" if s.p_equivalence < 0.05 else "different" if s.p_difference < 0.05 else None
+            )
+            assert s.verdict == (expected or "not enough evidence"), (p.comparison.key.model, m.metric)
+            assert (s.p_difference, s.p_equivalence) == (holm.p_difference, holm.p_equivalence)
+    noisy = next(p for p in alone if p.comparison.key.model == "noisy").metric("acc").seeds
+    assert noisy.more_seeds == 42  # what `medbench compare` printed before the correction existed
+    assert pairs["noisy"].metric("acc").seeds.more_seeds > 42  # sized for alpha / 12 under Holm
+
+
+def test_the_metrics_asked_for_alone_make_the_family(store):
+    found = compare_frameworks(store.list_runs(), image_tests=False, metrics=("acc",))
+    assert [m.metric for p in found for m in p.metrics] == ["acc"] * 3
+    assert {m.seeds.comparisons for p in found for m in p.metrics} == {3}
+
+
+def test_rows_keep_p_unrounded_for_scripts(pairs):
+    _, rows = pair_rows(list(pairs.values()))
+    for p in pairs.values():
+        for m in p.metrics:
+            row = next(r for r in rows if r["model"] == p.comparison.key.model and r["metric"] == m.label)
+            assert row["p (t)"] == m.seeds.p_difference and row["p (TOST)"] == m.seeds.p_equivalence
+            assert row["p (t) adj."] == m.seeds.p_difference_adjusted
+            assert row["p (TOST) adj."] == m.seeds.p_equivalence_adjusted
+            assert row["image p (median)"] == m.image_p_median and row["correction"] == "holm"
+    same = next(r for r in rows if r["model"] == "same" and r["metric"] == "ACC")
+    assert 0 < same["p (TOST)"] < 0.0001  # rounded to four decimals this was 0.0
+
+
 def test_a_missing_predictions_file_is_said_not_fatal(store, tmp_path):
     runs = store.list_runs(model="differs")
     victim = next(r for r in runs if r.framework == "jax" and r.seed == 0)

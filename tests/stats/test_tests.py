@@ -14,7 +14,7 @@ from medbench.stats.images import image_test
 from medbench.stats.images.bootstrap import metric_from_predictions, paired_bootstrap
 from medbench.stats.images.delong import delong_test
 from medbench.stats.images.mcnemar import mcnemar_exact
-from medbench.stats.seeds import DIFFERENT, EQUIVALENT, UNDECIDED, paired_over_seeds
+from medbench.stats.seeds import DIFFERENT, EQUIVALENT, UNDECIDED, over_family, paired_over_seeds
 from medbench.stats.speed import FASTER, SLOWER, TOO_FEW, UNCLEAR, speed_ratio
 
 # ---- paired over seeds ------------------------------------------------------------------------------------
@@ -70,6 +70,72 @@ def test_one_seed_and_identical_predictions():
     assert shifted.verdict == DIFFERENT
     with pytest.raises(ValueError):
         paired_over_seeds([0.9, 0.8], [0.9])
+
+
+# ---- a family of comparisons -------------------------------------------------------------------------------
+
+_B = [0.80, 0.82, 0.81, 0.83, 0.79]
+
+
+def _plus(differences):
+    return [b + d for b, d in zip(_B, differences, strict=True)]
+
+
+def _shifted(differences):
+    return paired_over_seeds(_plus(differences), _B, margin=0.01)
+
+
+def test_a_p_of_003_among_12_comparisons_is_different_alone_and_not_after_holm():
+    marginal_a = _plus([0.030, 0.009, 0.035, 0.004, 0.020])  # about 2 points, paired t p = 0.03
+    marginal = paired_over_seeds(marginal_a, _B, margin=0.01)
+    assert marginal.p_difference == pytest.approx(0.0296, abs=5e-4) and marginal.p_equivalence > 0.05
+    noisy = [_shifted([0.02 * (-1) ** i, -0.01, 0.015, 0.0, 0.005 * i]) for i in range(11)]
+    family = [marginal, *noisy]
+    assert marginal.verdict == DIFFERENT  # alone, at 0.05
+    alone = over_family(family, "none")
+    assert alone[0].verdict == DIFFERENT and alone[0].p_difference_adjusted == marginal.p_difference
+    holm = over_family(family, "holm")
+    assert holm[0].verdict == UNDECIDED and holm[0].p_difference == marginal.p_difference  # raw p kept
+    assert holm[0].p_difference_adjusted == pytest.approx(12 * marginal.p_difference)  # the smallest of 12
+    assert (holm[0].correction, holm[0].comparisons) == ("holm", 12)
+    assert "Holm-adjusted over 12 comparisons" in holm[0].why
+    # the seeds needed are sized for alpha / 12, Holm's strictest step
+    strict = paired_over_seeds(marginal_a, _B, margin=0.01, alpha=0.05 / 12)
+    assert strict.verdict == UNDECIDED and holm[0].seeds_needed == strict.seeds_needed > 5
+
+
+def test_holm_adjusts_the_t_tests_and_the_tosts_each_over_their_own_family():
+    from statsmodels.stats.multitest import multipletests
+
+    family = [
+        _shifted([0.030, 0.009, 0.035, 0.004, 0.020]),
+        _shifted([0.001, -0.001, 0.002, 0.0, 0.001]),  # well inside the margin: equivalent
+        _shifted([0.05, 0.048, 0.052, 0.051, 0.049]),  # 5 points: different
+        paired_over_seeds([0.9], [0.8]),  # one seed: no test, no member of the family
+    ]
+    holm = over_family(family, "holm")
+    tested = family[:3]
+    for raw in ("p_difference", "p_equivalence"):
+        expected = multipletests([getattr(s, raw) for s in tested], method="holm")[1]
+        assert [getattr(s, f"{raw}_adjusted") for s in holm[:3]] == pytest.approx(list(expected))
+    assert [s.verdict for s in holm] == [UNDECIDED, EQUIVALENT, DIFFERENT, UNDECIDED]
+    assert {s.comparisons for s in holm} == {3} and holm[3].p_difference_adjusted is None
+
+
+def test_none_gives_every_comparison_its_verdict_alone():
+    family = [
+        _shifted([0.030, 0.009, 0.035, 0.004, 0.020]),
+        _shifted([0.02, -0.015, 0.005, 0.01, -0.003]),
+        _shifted([0.001, -0.001, 0.002, 0.0, 0.001]),
+        paired_over_seeds([0.9, 0.8, 0.85], [0.88, 0.78, 0.83]),  # 2 points at every seed: no spread
+    ]
+    alone = over_family(family, "none")
+    keep = ("verdict", "seeds_needed", "why", "p_difference", "p_equivalence")
+    assert [[getattr(s, k) for k in keep] for s in alone] == [[getattr(s, k) for k in keep] for s in family]
+    assert all(s.p_difference_adjusted == s.p_difference for s in alone)
+    # no spread: p of exactly 0 and 1, which Holm keeps, so its verdict and reason stand
+    assert over_family(family, "holm")[3].verdict == DIFFERENT
+    assert over_family(family, "holm")[3].why == "the same difference at every seed"
 
 
 # ---- McNemar -----------------------------------------------------------------------------------------------

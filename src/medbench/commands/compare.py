@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -24,13 +25,36 @@ _COLUMNS = {
     "diff pts": Column("diff pts", "float", 2, key="diff_pts"),
     "95% CI pts": Column("95% CI pts", key="ci95_pts", align="right"),
     "p (t)": Column("p (t)", "p", 4, key="p_t"),
+    "p (t) adj.": Column("p (t) adj.", "p", 4, key="p_t_adjusted"),
     "p (TOST)": Column("p (TOST)", "p", 4, key="p_tost"),
+    "p (TOST) adj.": Column("p (TOST) adj.", "p", 4, key="p_tost_adjusted"),
     "image p (median)": Column("image p (median)", "p", 4, key="image_p_median"),
     "repeats": Column("repeats", align="right"),
     "A / B": Column("A / B", "float", 3, key="ratio_a_b"),
     "95% CI": Column("95% CI", key="ci95", align="right"),
     "p (Welch, log)": Column("p (Welch, log)", "p", 4, key="p_welch_log"),
+    # the same on every row: the table's title tells people
+    "correction": Column("correction", for_people=False),
+    "comparisons": Column("comparisons", "int", for_people=False),
 }
+
+
+class Correction(str, enum.Enum):
+    """The choices of ``--correction`` (:data:`medbench.stats.pvalues.CORRECTIONS`)."""
+
+    holm = "holm"
+    none = "none"
+
+
+CorrectionOption = Annotated[
+    Correction,
+    typer.Option(
+        "--correction",
+        help="Adjust the verdicts' p over the comparisons made: holm (Holm's step-down, the t tests and the "
+        "TOSTs each a family) or none (each test on its own p).",
+        case_sensitive=False,
+    ),
+]
 
 
 def plain_rows_table(
@@ -59,25 +83,32 @@ def verdict_tables(
     n_boot: int,
     image_tests: bool = True,
     metrics: Sequence[str] = (),
+    correction: str = Correction.holm.value,
     keep_empty: bool = False,
 ) -> list[OutputTable]:
     """The pairs table and the speed table for ``runs`` (what ``compare`` and ``run`` print); ``metrics``
-    (``acc``, ``auc``, ...) keeps only those rows of the pairs table. An empty table is left out, unless
-    ``keep_empty`` (scripts: the same tables, by key, whatever the runs)."""
+    (``acc``, ``auc``, ...) tests only those, so only they make the family of ``correction``. An empty table
+    is left out, unless ``keep_empty`` (scripts: the same tables, by key, whatever the runs)."""
     from medbench.stats.latency import compare_latency
-    from medbench.stats.pairs import METRICS, compare_frameworks
-    from medbench.stats.rows import pair_rows, speed_rows
+    from medbench.stats.pairs import compare_frameworks
+    from medbench.stats.rows import family_note, pair_rows, speed_rows
 
     pairs = compare_frameworks(
-        runs, margin_points=margin, alpha=alpha, n_boot=n_boot, image_tests=image_tests
+        runs,
+        margin_points=margin,
+        alpha=alpha,
+        n_boot=n_boot,
+        image_tests=image_tests,
+        metrics=metrics,
+        correction=correction,
     )
     columns, rows = pair_rows(pairs, alpha=alpha)
-    if metrics:
-        labels = {label for name, _, label in METRICS if name in metrics}
-        rows = [row for row in rows if row["metric"] in labels]
     tables = []
     if rows or keep_empty:  # one framework alone has nothing to be paired with
-        title = f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g})"
+        title = (
+            f"Framework pairs: A - B paired by seed (margin ±{margin:g} pts, alpha {alpha:g}; "
+            f"{family_note(pairs)})"
+        )
         tables.append(plain_rows_table(title, columns, rows, key="pairs", styles=_VERDICT_STYLE))
     speed_columns, speed = speed_rows(pairs, compare_latency(runs, alpha=alpha))
     if speed or keep_empty:
@@ -115,13 +146,22 @@ def compare_command(
     all_runs: Annotated[bool, typer.Option("--all", help="Every experiment, not only the latest.")] = False,
     metric: Annotated[
         list[str] | None,
-        typer.Option("--metric", help="Only these metrics: acc, auc, balanced_acc, macro_f1 (repeat)."),
+        typer.Option(
+            "--metric",
+            help="Only these metrics: acc, auc, balanced_acc, macro_f1 (repeat). Only they are tested, so "
+            "only they make the family of --correction.",
+        ),
     ] = None,
+    correction: CorrectionOption = Correction.holm,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """For every pair of frameworks and every metric: the mean paired difference over seeds with its
     confidence interval, a test on the same test images, and a verdict (equivalent within the margin,
     different, or not enough evidence, with how many more seeds would decide); speed ratios likewise.
+
+    The verdicts' p are Holm-adjusted over every (pair, metric) this call compares with two seeds or more,
+    the t tests and the TOSTs each a family; --correction none decides each on its own p. The image tests
+    and speed ratios are not adjusted.
 
     With --format csv or json both tables are printed (keys "pairs" and "speed"), even when empty.
 
@@ -130,6 +170,7 @@ def compare_command(
       medbench compare                                  # the latest experiment
       medbench compare -x quick -m resnet18 --margin 0.5
       medbench compare --all --metric acc --format csv > pairs.csv
+      medbench compare --correction none              # each verdict on its own, unadjusted p
     """
     from medbench.preflight import open_existing_store
 
@@ -164,7 +205,13 @@ def compare_command(
     note(f"[bold]{plain(what)}[/] in {plain(str(results.path))}", fmt)
     machine = fmt in (OutputFormat.csv, OutputFormat.json)
     tables = verdict_tables(
-        runs, margin=margin, alpha=alpha, n_boot=bootstrap, metrics=metric or (), keep_empty=machine
+        runs,
+        margin=margin,
+        alpha=alpha,
+        n_boot=bootstrap,
+        metrics=metric or (),
+        correction=correction.value,
+        keep_empty=machine,
     )
     if not any(t.rows for t in tables):
         note("Only one framework per comparison: nothing to pair. Train another framework too.", fmt)

@@ -32,6 +32,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from medbench.stats.pvalues import p_text
+
 
 class OutputFormat(str, enum.Enum):
     table = "table"
@@ -61,7 +63,8 @@ class Column:
     percent with ``digits`` decimals); p (a p-value: as float, but one too small for ``digits`` decimals
     reads ``<0.0001`` for people rather than ``0.0000``, which would claim a p of zero). ``styles`` colours a
     text value in the terminal table, ``symbols`` shows a text value as a symbol for people (``"verified"``
-    as ``✓``) while scripts get the word.
+    as ``✓``) while scripts get the word. ``for_people=False``: only in CSV and JSON (a value the same on
+    every row, which the title already tells people).
     """
 
     name: str
@@ -71,6 +74,7 @@ class Column:
     styles: Mapping[str, str] = field(default_factory=dict)
     symbols: Mapping[str, str] = field(default_factory=dict)
     align: str = ""  # "right" for text that holds numbers (a "2.1 (2.0-2.3)" spread); default by kind
+    for_people: bool = True
 
     @property
     def right(self) -> bool:
@@ -159,8 +163,7 @@ def format_value(column: Column, value: Any) -> str:
     if column.kind == "float":
         return f"{value:,.{column.digits}f}"
     if column.kind == "p":
-        smallest = 10.0**-column.digits
-        return f"<{smallest:.{column.digits}f}" if value < smallest else f"{value:.{column.digits}f}"
+        return p_text(value, column.digits)
     return str(value)
 
 
@@ -173,11 +176,14 @@ def rich_table(table: OutputTable) -> Table:
         title_justify="left",
         pad_edge=False,
     )
-    for column in table.columns:
+    shown = _for_people(table)
+    for c in shown:
+        column = table.columns[c]
         out.add_column(column.header, justify="right" if column.right else "left")
     for r, row in enumerate(table.rows):
         cells = []
-        for c, (column, value) in enumerate(zip(table.columns, row, strict=True)):
+        for c in shown:
+            column, value = table.columns[c], row[c]
             text = Text(format_value(column, value))
             style = column.styles.get(value) if isinstance(value, str) else None
             if (r, c) in table.highlight:
@@ -187,6 +193,11 @@ def rich_table(table: OutputTable) -> Table:
             cells.append(text)
         out.add_row(*cells)
     return out
+
+
+def _for_people(table: OutputTable) -> list[int]:
+    """The indices of the columns a table for people shows."""
+    return [i for i, column in enumerate(table.columns) if column.for_people]
 
 
 def to_csv(tables: Sequence[OutputTable]) -> str:
@@ -216,10 +227,11 @@ def to_markdown(tables: Sequence[OutputTable]) -> str:
     parts = []
     for table in tables:
         lines = [f"**{_md_cell(table.title)}**", ""] if table.title else []
-        lines.append("| " + " | ".join(_md_cell(c.header) for c in table.columns) + " |")
-        lines.append("|" + "|".join("---:" if c.right else "---" for c in table.columns) + "|")
+        columns = [table.columns[i] for i in _for_people(table)]
+        lines.append("| " + " | ".join(_md_cell(c.header) for c in columns) + " |")
+        lines.append("|" + "|".join("---:" if c.right else "---" for c in columns) + "|")
         for row in table.rows:
-            cells = (_md_cell(format_value(c, v)) for c, v in zip(table.columns, row, strict=True))
+            cells = (_md_cell(format_value(table.columns[i], row[i])) for i in _for_people(table))
             lines.append("| " + " | ".join(cells) + " |")
         if table.caption:
             lines += ["", f"*{_md_cell(table.caption)}*"]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medbench.commands.app import STORE_HELP, app, console
+from medbench.commands.compare import Correction, CorrectionOption
 
 
 @app.command("report")
@@ -26,6 +27,7 @@ def report_command(
     margin: Annotated[
         float, typer.Option("--margin", help="Equivalence margin of the framework verdicts, in points.")
     ] = 1.0,
+    correction: CorrectionOption = Correction.holm,
 ) -> None:
     """Write report.html (one file, plots embedded), report.md and the plots as PNG files.
 
@@ -36,6 +38,7 @@ def report_command(
       medbench report -x quick -o report/
       medbench report -d bloodmnist -o blood_report/
       medbench report --margin 0.5                    # a stricter equivalence margin
+      medbench report --correction none               # verdicts on unadjusted p
     """
     from medbench.errors import ConfigError
     from medbench.preflight import check_report_folder, open_existing_store
@@ -49,7 +52,14 @@ def report_command(
         raise ConfigError(
             f"--margin {margin:g} must be positive.", "Pass a margin in points, e.g. --margin 1."
         )
-    files = write_report(results, output, experiment=experiment, datasets=dataset, margin_points=margin)
+    files = write_report(
+        results,
+        output,
+        experiment=experiment,
+        datasets=dataset,
+        margin_points=margin,
+        correction=correction.value,
+    )
     # One path per line, the page first: easy to open, and to pick up in a script.
     for path in (files.html, files.markdown, *files.images):
         console.print(str(path), highlight=False, soft_wrap=True, markup=False)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from medbench.errors import MedbenchError
 from medbench.results import ResultsStore, RunRecord
+from medbench.stats.pvalues import DEFAULT_CORRECTION
 
 HTML_NAME = "report.html"
 MARKDOWN_NAME = "report.md"
@@ -81,9 +82,11 @@ def write_report(
     experiment: str | None = None,
     datasets: Sequence[str] | None = None,
     margin_points: float = 1.0,
+    correction: str = DEFAULT_CORRECTION,
 ) -> ReportFiles:
     """Writes ``report.html`` (self-contained), ``report.md`` and its PNG plots into ``output``;
-    ``margin_points`` is the equivalence margin of the frameworks' verdicts.
+    ``margin_points`` is the equivalence margin of the frameworks' verdicts, ``correction`` how their p are
+    adjusted over the report's comparisons (``holm``, ``none``).
 
     Raises:
         NoRunsError: when the store has no matching run.
@@ -99,6 +102,7 @@ def write_report(
         store_path=store.path,
         filters=describe_filters(experiment, datasets),
         margin_points=margin_points,
+        correction=correction,
     )
     folder = Path(output).expanduser()
     folder.mkdir(parents=True, exist_ok=True)

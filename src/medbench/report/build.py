@@ -28,6 +28,7 @@ from medbench.report.references import (
 )
 from medbench.report.verdicts import answer_section
 from medbench.results import RunRecord
+from medbench.stats.pvalues import DEFAULT_CORRECTION
 
 
 def build_document(
@@ -38,9 +39,11 @@ def build_document(
     generated_at: datetime | None = None,
     references: tuple[Reference, ...] | None = None,
     margin_points: float = 1.0,
+    correction: str = DEFAULT_CORRECTION,
 ) -> Document:
     """The whole report for ``runs`` (already filtered by the caller); ``margin_points``: the equivalence
-    margin of the verdicts between frameworks."""
+    margin of the verdicts between frameworks, ``correction``: how their p are adjusted over the report's
+    comparisons (``holm``, ``none``)."""
     references = load_references() if references is None else references
     generated_at = generated_at or datetime.now(timezone.utc)
     names = FigureNames()
@@ -51,7 +54,11 @@ def build_document(
     datasets = sorted({r.dataset for r in runs if r.dataset})
     summaries = inference_summaries(runs)
     # the answer to the user's question comes before any table
-    sections = [answer_section(runs, comparisons, margin_points=margin_points)] if comparisons else []
+    sections = (
+        [answer_section(runs, comparisons, margin_points=margin_points, correction=correction)]
+        if comparisons
+        else []
+    )
     if comparisons:
         glance = [glance_table(comparisons, summaries), *glance_notes(comparisons)]
         sections.append(Section("At a glance", "glance", glance))

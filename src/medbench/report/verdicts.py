@@ -16,7 +16,8 @@ from medbench.report.pooling import FrameworkResult
 from medbench.results import RunRecord
 from medbench.stats.latency import LatencyPair, compare_latency
 from medbench.stats.pairs import FrameworkPair, compare_frameworks
-from medbench.stats.rows import pair_rows, speed_rows
+from medbench.stats.pvalues import DEFAULT_CORRECTION, HOLM, p_text
+from medbench.stats.rows import FAMILY_COLUMNS, family_note, family_of, pair_rows, speed_rows
 from medbench.stats.seeds import (
     DEFAULT_ALPHA,
     DEFAULT_MARGIN_POINTS,
@@ -27,7 +28,8 @@ from medbench.stats.seeds import (
 )
 from medbench.stats.speed import FASTER, SLOWER, Ratio
 
-_NUMERIC = {"seeds", "mean A %", "mean B %", "diff pts", "p (t)", "p (TOST)", "image p (median)", "A / B"}
+_P_VALUES = {"p (t)", "p (t) adj.", "p (TOST)", "p (TOST) adj.", "image p (median)", "p (Welch, log)"}
+_NUMERIC = {"seeds", "mean A %", "mean B %", "diff pts", "A / B", *_P_VALUES}
 
 
 def _points(value: float) -> str:
@@ -167,17 +169,30 @@ def prediction_sentence(c: Comparison, latency: Sequence[LatencyPair]) -> str:
     return head + "; ".join(phrases) + " (over the benchmark's repeats)."
 
 
+def _cell_text(column: str, value: object) -> str:
+    if value in (None, ""):
+        return "–"
+    return p_text(value) if column in _P_VALUES else str(value)
+
+
 def _table(columns: Sequence[str], rows: Sequence[dict], name: str, caption: str) -> Table:
+    columns = [col for col in columns if col not in FAMILY_COLUMNS]  # the caption says them once
     body = tuple(
-        Row(
-            tuple(
-                Cell("–" if row.get(col) in (None, "") else str(row[col]), numeric=col in _NUMERIC)
-                for col in columns
-            )
-        )
+        Row(tuple(Cell(_cell_text(col, row.get(col)), numeric=col in _NUMERIC) for col in columns))
         for row in rows
     )
     return Table(tuple(columns), body, name=name, caption=caption)
+
+
+def _family_sentence(pairs: Sequence[FrameworkPair]) -> str:
+    correction, n = family_of(pairs)
+    if correction == HOLM:
+        return (
+            f"Both tests' p are Holm-adjusted over the {n} (pair, metric) comparisons of this report with two "
+            "seeds or more (the t tests one family, the TOSTs another), and the seeds needed sized for the "
+            "strictest step; the tests on the test images and the speed ratios are not adjusted."
+        )
+    return f"The p are not corrected for the {n} comparisons made: read one near the level with that in mind."
 
 
 def answer_section(
@@ -186,9 +201,13 @@ def answer_section(
     *,
     margin_points: float = DEFAULT_MARGIN_POINTS,
     alpha: float = DEFAULT_ALPHA,
+    correction: str = DEFAULT_CORRECTION,
 ) -> Section:
-    """ "The answer": three sentences per comparison, then the pairs and speed tables (folded)."""
-    pairs = compare_frameworks(runs, margin_points=margin_points, alpha=alpha, comparisons=comparisons)
+    """ "The answer": three sentences per comparison, then the pairs and speed tables (folded). The
+    verdicts of every comparison in the report are one family for ``correction``."""
+    pairs = compare_frameworks(
+        runs, margin_points=margin_points, alpha=alpha, comparisons=comparisons, correction=correction
+    )
     latency = compare_latency(runs, alpha=alpha)
     blocks: list = []
     for i, c in enumerate(comparisons):
@@ -203,13 +222,17 @@ def answer_section(
             f"Accuracy verdicts pair runs of the same seed (same start, batches and noise): equivalent = TOST at "
             f"{alpha:g} within ±{margin_points:g} point(s) (the 90% interval inside the margin), different = paired "
             f"t test at {alpha:g}, else not enough evidence with the seeds a power calculation expects to decide. "
+            f"{_family_sentence(pairs)} "
             "Speed ratios are of geometric means, with a Welch interval on the logarithms of the repeats.",
             "muted",
         )
     )
     columns, rows = pair_rows(pairs, alpha=alpha)
     if rows:
-        caption = "A - B paired by seed; image test: per seed on the same test images"
+        caption = (
+            f"A - B paired by seed; the verdicts rest on the adj. columns, {family_note(pairs)}; "
+            "image test: per seed on the same test images, unadjusted"
+        )
         blocks.append(
             Details(
                 f"Every pair of frameworks, every metric ({len(rows)})",

@@ -5,6 +5,11 @@ test images, speed as ratios with their spread. The data behind ``medbench compa
 Runs pair up when they belong to the same comparison of the report (:func:`medbench.report.aggregate.compare`:
 same dataset, image size, model, data source and config apart from framework and seed) and have the same seed.
 Where a framework ran a seed twice, its latest run counts.
+
+The verdicts of one call are one family of tests (:func:`medbench.stats.seeds.over_family`): every
+(comparison, pair of frameworks, metric) with two paired seeds or more, the t tests and the TOSTs each
+adjusted over theirs. The tests on the test images and the speed ratios are shown beside the verdicts, each
+on its own p, and take no part in the family.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from medbench.results import RunRecord
 from medbench.stats.images import DEFAULT_BOOTSTRAP, ImageTest
 from medbench.stats.images import image_tests as tests_on_images
 from medbench.stats.predictions import Predictions, load_predictions
-from medbench.stats.seeds import DEFAULT_ALPHA, DEFAULT_MARGIN_POINTS, PairedSeeds, paired_over_seeds
+from medbench.stats.pvalues import DEFAULT_CORRECTION
+from medbench.stats.seeds import (
+    DEFAULT_ALPHA,
+    DEFAULT_MARGIN_POINTS,
+    PairedSeeds,
+    over_family,
+    paired_over_seeds,
+)
 from medbench.stats.speed import Ratio, speed_ratio
 
 # (name, key in a run's metrics, label); balanced ACC and macro-F1 are compared where the runs stored them.
@@ -184,6 +196,8 @@ def compare_frameworks(
     n_boot: int = DEFAULT_BOOTSTRAP,
     image_tests: bool = True,
     comparisons: Sequence[Comparison] | None = None,
+    metrics: Sequence[str] = (),
+    correction: str = DEFAULT_CORRECTION,
 ) -> list[FrameworkPair]:
     """Every pair of frameworks in every comparison of ``runs`` (completed training rows are used).
 
@@ -193,16 +207,23 @@ def compare_frameworks(
         n_boot: resamples of the paired bootstrap (balanced ACC, macro-F1, multi-label ACC).
         image_tests: also test each seed's pair on the test images (needs the stored predictions).
         comparisons: the groups, if the caller has them already (the report does).
+        metrics: only these of :data:`METRICS` (``acc``, ``auc``, ...); empty: all. Only they are tested,
+            so only they make the family.
+        correction: how the verdicts' p-values are adjusted over the family (``holm``, ``none``).
+
+    Raises:
+        ValueError: for an unknown correction.
     """
     tests_of = _SeedTests(n_boot)
+    chosen = [m for m in METRICS if not metrics or m[0] in metrics]
     out = []
     for c in compare(runs) if comparisons is None else comparisons:
         results = sorted(c.frameworks, key=lambda f: framework_sort_key(f.framework))
         for fa, fb in combinations(results, 2):
             pairs = paired_runs(fa.runs, fb.runs)
-            metrics = [
+            metrics_here = [
                 m
-                for name, key, label in METRICS
+                for name, key, label in chosen
                 if (
                     m := _metric_pair(
                         name,
@@ -230,7 +251,21 @@ def compare_frameworks(
             }
             out.append(
                 FrameworkPair(
-                    c, fa.framework, fb.framework, [s for s, _, _ in pairs], metrics, speed, c.machines == 1
+                    c,
+                    fa.framework,
+                    fb.framework,
+                    [s for s, _, _ in pairs],
+                    metrics_here,
+                    speed,
+                    c.machines == 1,
                 )
             )
+    _decide_together(out, correction)
     return out
+
+
+def _decide_together(pairs: Sequence[FrameworkPair], correction: str) -> None:
+    """Replaces every metric's verdict by the one over the family of all of them."""
+    family = [m for p in pairs for m in p.metrics]
+    for m, decided in zip(family, over_family([m.seeds for m in family], correction), strict=True):
+        m.seeds = decided

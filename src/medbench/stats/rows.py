@@ -1,5 +1,9 @@
 """The framework pairs as plain rows (a dict per row, with the column names) for any renderer: the CLI's
-table, CSV and JSON (``medbench compare``, ``medbench run``) and the report's folded tables."""
+table, CSV and JSON (``medbench compare``, ``medbench run``) and the report's folded tables.
+
+p-values are kept as computed: a renderer rounds them for people (:func:`medbench.stats.pvalues.p_text`),
+while CSV and JSON get every digit.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ from typing import Any
 from medbench.report.aggregate import Comparison
 from medbench.stats.latency import LatencyPair
 from medbench.stats.pairs import FrameworkPair
+from medbench.stats.pvalues import DEFAULT_CORRECTION, family_text
 from medbench.stats.seeds import DEFAULT_ALPHA, MAX_SEEDS, PairedSeeds
 from medbench.stats.speed import Ratio
 
 # What a row is about: the keys of :func:`_subject`, first in both tables.
 _SUBJECT_COLUMNS: tuple[str, ...] = ("dataset", "size", "model", "variant")
+# How the verdicts' p were adjusted, and over how many tests: the same on every row, for scripts; a table
+# for people says it once, in its title (:func:`family_note`).
+FAMILY_COLUMNS: tuple[str, ...] = ("correction", "comparisons")
 PAIR_COLUMNS: tuple[str, ...] = (
     *_SUBJECT_COLUMNS,
     "pair",
@@ -25,11 +33,14 @@ PAIR_COLUMNS: tuple[str, ...] = (
     "diff pts",
     "95% CI pts",
     "p (t)",
+    "p (t) adj.",
     "p (TOST)",
+    "p (TOST) adj.",
     "image test",
     "image p (median)",
     "verdict",
     "more seeds",
+    *FAMILY_COLUMNS,
 )
 SPEED_COLUMNS: tuple[str, ...] = (
     *_SUBJECT_COLUMNS,
@@ -46,6 +57,11 @@ SPEED_COLUMNS: tuple[str, ...] = (
 
 def _r(value: float | None, digits: int) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _p(value: float | None) -> float | None:
+    """A p-value as it is (never rounded here), or None."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _ci(low: float | None, high: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -98,15 +114,31 @@ def pair_rows(
                     "mean B %": _r(m.mean_b * 100, 2),
                     "diff pts": _r(s.mean * 100, 2),
                     "95% CI pts": _ci(s.ci_low, s.ci_high, 100),
-                    "p (t)": _r(s.p_difference, 4),
-                    "p (TOST)": _r(s.p_equivalence, 4),
+                    "p (t)": _p(s.p_difference),
+                    "p (t) adj.": _p(s.p_difference_adjusted),
+                    "p (TOST)": _p(s.p_equivalence),
+                    "p (TOST) adj.": _p(s.p_equivalence_adjusted),
                     "image test": image,
-                    "image p (median)": _r(m.image_p_median, 4),
+                    "image p (median)": _p(m.image_p_median),
                     "verdict": s.verdict,
                     "more seeds": more_seeds_text(s),
+                    "correction": s.correction,
+                    "comparisons": s.comparisons,
                 }
             )
     return list(PAIR_COLUMNS), rows
+
+
+def family_of(pairs: Sequence[FrameworkPair]) -> tuple[str, int]:
+    """(correction, comparisons) of the verdicts of ``pairs``, one family (``compare_frameworks`` makes it)."""
+    decided = next((m.seeds for p in pairs for m in p.metrics), None)
+    return (decided.correction, decided.comparisons) if decided else (DEFAULT_CORRECTION, 0)
+
+
+def family_note(pairs: Sequence[FrameworkPair]) -> str:
+    """How the verdicts of ``pairs`` were reached: ``p Holm-adjusted over 12 comparisons`` (t tests and
+    TOSTs each a family of that size), or ``p uncorrected for 12 comparisons``."""
+    return "p " + family_text(*family_of(pairs))
 
 
 def _ratio_cells(r: Ratio) -> dict[str, Any]:
@@ -114,7 +146,7 @@ def _ratio_cells(r: Ratio) -> dict[str, Any]:
         "repeats": f"{r.n_a} / {r.n_b}",
         "A / B": _r(r.ratio, 3),
         "95% CI": _ci(r.ci_low, r.ci_high, digits=3),
-        "p (Welch, log)": _r(r.p_value, 4),
+        "p (Welch, log)": _p(r.p_value),
         "verdict": r.verdict,
     }
 

@@ -14,8 +14,12 @@ The verdict, with significance level ``alpha`` (default 0.05) and an equivalence
   (``statsmodels.stats.power.TTestPower``, power 0.8) from the observed mean and spread.
 
 Equivalence is checked first: a difference that is statistically non-zero but inside the margin (say 0.2
-points with tiny spread) is, for choosing a framework, no difference. No correction for testing several pairs
-and metrics is applied; read a p-value near alpha among a dozen with that in mind.
+points with tiny spread) is, for choosing a framework, no difference.
+
+One comparison alone (:func:`paired_over_seeds`) is decided on its own p-values. Many at once are decided by
+:func:`over_family` on p-values adjusted over their family (:mod:`medbench.stats.pvalues`, Holm by default):
+the paired t tests form one family and the TOSTs another, each with one member per (pair, metric) that has
+two seeds or more. Both raw and adjusted p are kept.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from medbench.stats.pvalues import HOLM, NONE, adjust, family_text
 
 EQUIVALENT = "equivalent"
 DIFFERENT = "different"
@@ -52,9 +58,15 @@ class PairedSeeds:
     p_equivalence: float | None  # TOST of |mean| >= margin
     margin: float
     alpha: float
-    verdict: str
+    verdict: str  # from the adjusted p-values below
     seeds_needed: int | None  # total paired seeds a power calculation expects to decide; None if unknown
     why: str  # one phrase: what decided the verdict, or what is missing
+    # What the verdict compared with alpha: the two p above adjusted over a family of ``comparisons`` tests
+    # by ``correction`` (``none`` and 1: a comparison alone, the raw p).
+    p_difference_adjusted: float | None = None
+    p_equivalence_adjusted: float | None = None
+    correction: str = NONE
+    comparisons: int = 1
 
     @property
     def more_seeds(self) -> int | None:
@@ -144,13 +156,16 @@ def paired_over_seeds(
         # Every seed differs by exactly the same amount (e.g. identical predictions): no test is needed,
         # and the t statistics would be 0/0.
         equivalent = abs(mean) < margin
+        p_diff, p_eq = 1.0 if mean == 0 else 0.0, 0.0 if equivalent else 1.0
         return PairedSeeds(
             **common,
             sd=0.0,
             ci_low=mean,
             ci_high=mean,
-            p_difference=1.0 if mean == 0 else 0.0,
-            p_equivalence=0.0 if equivalent else 1.0,
+            p_difference=p_diff,
+            p_equivalence=p_eq,
+            p_difference_adjusted=p_diff,
+            p_equivalence_adjusted=p_eq,
             verdict=EQUIVALENT if equivalent or mean == 0 else DIFFERENT,
             seeds_needed=None,
             why="the same difference at every seed",
@@ -162,24 +177,85 @@ def paired_over_seeds(
         warnings.simplefilter("ignore", RuntimeWarning)
         p_diff = float(stats.ttest_rel(x, y).pvalue)
         p_eq = float(ttost_paired(x, y, -margin, margin)[0])
-    if p_eq < alpha:
-        verdict, needed, why = EQUIVALENT, None, f"TOST p = {p_eq:.3g} < {alpha:g}"
-    elif p_diff < alpha:
-        verdict, needed, why = DIFFERENT, None, f"paired t p = {p_diff:.3g} < {alpha:g}"
-    else:
-        verdict = UNDECIDED
-        needed = _seeds_needed(mean, sd, margin, alpha, power)
-        why = f"neither TOST (p = {p_eq:.3g}) nor the t test (p = {p_diff:.3g}) is below {alpha:g}; " + (
-            f"about {needed} seeds in all should decide" if needed else "too noisy to say how many seeds"
-        )
-    return PairedSeeds(
+    tested = PairedSeeds(
         **common,
         sd=sd,
         ci_low=float(low),
         ci_high=float(high),
         p_difference=p_diff,
         p_equivalence=p_eq,
+        verdict=UNDECIDED,
+        seeds_needed=None,
+        why="",
+    )
+    return _decided(tested, p_difference=p_diff, p_equivalence=p_eq, power=power)
+
+
+def _decided(
+    s: PairedSeeds,
+    *,
+    p_difference: float,
+    p_equivalence: float,
+    correction: str = NONE,
+    comparisons: int = 1,
+    power: float = TARGET_POWER,
+) -> PairedSeeds:
+    """``s`` decided on these (adjusted) p-values: TOST first, then the t test, else the seeds needed.
+
+    The seeds needed are sized for a test at alpha / comparisons under Holm: Holm's strictest step tests at
+    that level, so the estimate holds whatever the other comparisons of the family turn out to be.
+    """
+    alpha = s.alpha
+    family = "" if correction == NONE else f" ({family_text(correction, comparisons)})"
+    if p_equivalence < alpha:
+        verdict, needed, why = EQUIVALENT, None, f"TOST p = {p_equivalence:.3g} < {alpha:g}{family}"
+    elif p_difference < alpha:
+        verdict, needed, why = DIFFERENT, None, f"paired t p = {p_difference:.3g} < {alpha:g}{family}"
+    else:
+        verdict = UNDECIDED
+        level = alpha / comparisons if correction == HOLM else alpha
+        needed = _seeds_needed(s.mean, s.sd, s.margin, level, power) if s.sd is not None else None
+        why = (
+            f"neither TOST (p = {p_equivalence:.3g}) nor the t test (p = {p_difference:.3g}) is below "
+            f"{alpha:g}{family}; "
+            + (f"about {needed} seeds in all should decide" if needed else "too noisy to say how many seeds")
+        )
+    return replace(
+        s,
         verdict=verdict,
         seeds_needed=needed,
         why=why,
+        p_difference_adjusted=p_difference,
+        p_equivalence_adjusted=p_equivalence,
+        correction=correction,
+        comparisons=comparisons,
     )
+
+
+def over_family(
+    results: Sequence[PairedSeeds], correction: str = HOLM, *, power: float = TARGET_POWER
+) -> list[PairedSeeds]:
+    """``results`` decided together: each one's t-test p adjusted over the family of every t test among them,
+    each TOST p over every TOST, by ``correction`` (:data:`medbench.stats.pvalues.CORRECTIONS`). A result
+    without a test (one seed) is no member and stays undecided; ``none`` gives each its own verdict.
+
+    Raises:
+        ValueError: for an unknown correction.
+    """
+    tested = [i for i, s in enumerate(results) if s.p_difference is not None and s.p_equivalence is not None]
+    p_diff = adjust([results[i].p_difference for i in tested], correction)
+    p_eq = adjust([results[i].p_equivalence for i in tested], correction)
+    adjusted = dict(zip(tested, zip(p_diff, p_eq, strict=True), strict=True))
+    family = {"correction": correction, "comparisons": len(tested)}
+    out = []
+    for i, s in enumerate(results):
+        if i not in adjusted:
+            out.append(replace(s, **family))
+        elif s.sd == 0.0:
+            # no test was needed (p exactly 0 or 1, which any adjustment keeps): the verdict stands
+            d, e = adjusted[i]
+            out.append(replace(s, p_difference_adjusted=d, p_equivalence_adjusted=e, **family))
+        else:
+            d, e = adjusted[i]
+            out.append(_decided(s, p_difference=d, p_equivalence=e, power=power, **family))
+    return out
