@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from medbench import pretrained
-from medbench.data.download import part_path
+from medbench.data.url_download import part_path
 from medbench.errors import ChecksumError, ConfigError, DownloadError
 from medbench.finetune import HEAD_PREFIXES
 from medbench.frameworks.checkpoints import WeightsError, is_ignored, read_state_dict

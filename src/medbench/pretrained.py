@@ -8,7 +8,7 @@ is read with :func:`medbench.frameworks.checkpoints.read_state_dict` (numpy only
   defaults to ``$XDG_CACHE_HOME/torch``, i.e. ``~/.cache/torch``), so weights torchvision already fetched
   are reused and the other way round. ``$MEDBENCH_WEIGHTS_MIRROR`` replaces download.pytorch.org.
 * **Integrity.** torch hub's rule: the hex digits after the last ``-`` of the file name start the file's
-  SHA-256. Downloads are checked before they reach the cache (:func:`medbench.data.download.download_url`:
+  SHA-256. Downloads are checked before they reach the cache (:func:`medbench.data.url_download.download_url`:
   resume, retries, atomic rename) and a cached file is checked again before it is used.
 * **Loading.** The backbone must fit exactly; the classifier head is loaded only when it has the same names
   and shapes as the model's (ImageNet's 1000 classes rarely match), otherwise it stays freshly initialised.
@@ -257,7 +257,7 @@ def verify_checkpoint(path: str | os.PathLike) -> CheckpointCheck:
 def _usable_cached_copy(path: Path, prefix: str, *, force: bool) -> bool:
     """True when the cached file can be used; a copy that fails its hash is moved aside, not deleted (torch
     hub's cache is shared with torchvision, and the file may be someone's)."""
-    from medbench.data.download import move_aside
+    from medbench.data.url_download import move_aside
 
     if not path.is_file():
         return False
@@ -290,7 +290,7 @@ def download_pretrained(
         source: ``"imagenet"``.
         force: download again even if a verified copy is there, discarding any partial download.
         progress: show a progress bar on stderr.
-        **kwargs: passed on to :func:`medbench.data.download.download_url` (``retries``, ``timeout``, ...).
+        **kwargs: passed on to :func:`medbench.data.url_download.download_url` (``retries``, ``timeout``, ...).
 
     Returns:
         The cached file's path.
@@ -300,7 +300,7 @@ def download_pretrained(
             the exact cache path to save the file at, and ``--weights PATH``.
         ChecksumError: the downloaded bytes fail the hash; nothing was kept.
     """
-    from medbench.data.download import download_url, part_path
+    from medbench.data.url_download import download_url, part_path
 
     entry = get_pretrained(model, source)
     dest = cache_dir() / entry.filename
