@@ -26,12 +26,14 @@ import numpy as np
 import pytest
 
 from medbench import pretrained
-from medbench.data.download import part_path
+from medbench.data.url_download import part_path
 from medbench.errors import ChecksumError, ConfigError, DownloadError
 from medbench.finetune import HEAD_PREFIXES
 from medbench.frameworks.checkpoints import WeightsError, is_ignored, read_state_dict
 from medbench.frameworks.families import resolve_model
 from medbench.models import list_models
+from medbench.pretrained import download as weights_download
+from medbench.pretrained import registry as weights_registry
 from tests.data.conftest import FakeServer, Hit, _Handler, _Server
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -132,7 +134,7 @@ def entry(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> pretrained.Pretr
     official = pretrained.get_pretrained("resnet18")
     url = f"{pretrained.OFFICIAL_BASE_URL}/{checkpoint.name}"
     patched = dataclasses.replace(official, url=url)
-    monkeypatch.setitem(pretrained._REGISTRY["imagenet"], "resnet18", patched)
+    monkeypatch.setitem(weights_registry._REGISTRY["imagenet"], "resnet18", patched)
     return patched
 
 
@@ -299,7 +301,7 @@ def test_a_corrupt_cached_copy_is_replaced(
     dest = pretrained.cache_dir() / checkpoint.name
     dest.parent.mkdir(parents=True)
     dest.write_bytes(checkpoint.read_bytes()[:-10] + b"0123456789")  # same size, last bytes wrong
-    with caplog.at_level(logging.WARNING, logger=pretrained.__name__):
+    with caplog.at_level(logging.WARNING, logger=weights_download.__name__):
         assert pretrained.resolve_pretrained("resnet18", **FAST) == dest
     assert dest.read_bytes() == checkpoint.read_bytes()
     assert len(server.hits) == 1

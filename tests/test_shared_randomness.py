@@ -184,7 +184,7 @@ def test_shared_is_the_default_and_changes_the_hash_native_keeps_the_old_one():
 
 
 def test_train_flags_reach_the_config():
-    from medbench.commands.train import build_config
+    from medbench.commands.config_input import build_config
 
     raw = build_config({}, {"init": "native", "noise": "shared"}, ["recipe.trajectory_steps=50"])
     config = RunConfig.model_validate(raw)

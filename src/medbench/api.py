@@ -98,14 +98,33 @@ def train(
         medbench.errors.MedbenchError: an invalid config, a data file that is missing or another
             dataset's, a runs folder that cannot be written: refused before any row or folder exists.
     """
+    (job,) = train_jobs([make_config(config, overrides=overrides, **fields)], runs_dir=runs_dir)
+    return run_training_job(job, store=store, quiet=quiet)
+
+
+def train_jobs(
+    configs: Iterable[RunConfig], *, runs_dir: str | os.PathLike | None = None, option: str = "runs_dir"
+) -> list[dict[str, Any]]:
+    """One worker job per config, for :func:`run_training_job`; every config and the runs folder checked first.
+
+    Args:
+        configs: validated run configs (:func:`make_config`), e.g. one per seed.
+        runs_dir: where the run folders are created (default ``$MEDBENCH_HOME/runs``).
+        option: how the caller names ``runs_dir`` in the error of a folder that cannot be written.
+
+    Raises:
+        medbench.errors.MedbenchError: a data file that is missing or another dataset's, a runs folder that
+            cannot be written: refused before any run row or folder exists.
+    """
     from medbench.orchestration.jobs import train_job
     from medbench.paths import runs_dir as default_runs_dir
     from medbench.preflight import check_train_config, check_writable_folder
 
-    run_config = make_config(config, overrides=overrides, **fields)
-    check_train_config(run_config)
-    folder = check_writable_folder(Path(runs_dir) if runs_dir else default_runs_dir(), option="runs_dir")
-    return run_training_job(train_job(run_config, runs_dir=folder), store=store, quiet=quiet)
+    configs = list(configs)
+    for config in configs:
+        check_train_config(config)
+    folder = check_writable_folder(Path(runs_dir) if runs_dir else default_runs_dir(), option=option)
+    return [train_job(config, runs_dir=folder) for config in configs]
 
 
 def run_training_job(job: dict[str, Any], *, store: str | os.PathLike | None = None, quiet: bool = True):

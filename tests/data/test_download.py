@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from medbench.data import download
+from medbench.data import download, transfer
 from medbench.data.checksums import file_digest, md5sum, sha256sum
-from medbench.data.download import (
-    MIRROR_ENV_VAR,
-    dataset_url,
-    download_dataset,
-    download_url,
-    part_path,
-    verify_dataset_file,
-)
+from medbench.data.download import MIRROR_ENV_VAR, dataset_url, download_dataset, verify_dataset_file
 from medbench.data.registry import ROOT_ENV_VAR, get_dataset
+from medbench.data.url_download import download_url, part_path
 from medbench.errors import ChecksumError, ConfigError, DownloadError
 
 from .conftest import SHARED_MEDMNIST, FakeServer, Hit
@@ -250,7 +244,7 @@ def test_retries_back_off_exponentially_then_give_up(
     http_server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(download, "_sleep", waits.append)
+    monkeypatch.setattr(transfer, "_sleep", waits.append)
     http_server.plan(PNEUMONIA, *["500"] * 4)
     with pytest.raises(DownloadError) as caught:
         download_url(http_server.url(PNEUMONIA), tmp_path / "x.npz", retries=3, backoff=0.25, progress=False)

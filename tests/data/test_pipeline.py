@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medbench.data.balanced_sampler import BalancedSampler
 from medbench.data.loading import Split, load_dataset
-from medbench.data.pipeline import THREAD_PREFIX, BalancedSampler, BatchPipeline, make_pipeline, prefetched
+from medbench.data.pipeline import BatchPipeline, make_pipeline
+from medbench.data.prefetch import THREAD_PREFIX, prefetched
 from medbench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augment, Normalization, draw_augment_params
 from medbench.errors import ConfigError
 from tests.data.fixtures import make_fake_medmnist

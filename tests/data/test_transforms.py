@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from medbench.data import transforms as T
+from medbench.data.transforms import separable
 
 
 @pytest.fixture
@@ -259,5 +260,5 @@ def test_batched_and_per_image_gathers_agree(rgb: np.ndarray, monkeypatch) -> No
     # Small images take one batched gather, large ones a loop over images: both must give the same batch.
     params = T.draw_augment_params(T.Augment(hflip=True, vflip=True, crop_padding=6), len(rgb), (0, 0, 2, 0))
     batched = T.geometric_transform(rgb, size=40, params=params, fill=9)
-    monkeypatch.setattr(T, "_SMALL_IMAGE", 0)
+    monkeypatch.setattr(separable, "_SMALL_IMAGE", 0)
     np.testing.assert_array_equal(T.geometric_transform(rgb, size=40, params=params, fill=9), batched)

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from medbench import interrupt
 from medbench.commands.app import STORE_HELP, app, console
+from medbench.commands.config_input import parse_override
 from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
-from medbench.commands.train import _parse_override
 from medbench.errors import ConfigError
 
 
@@ -259,7 +259,7 @@ def run_command(
     )  # a bad --lease-timeout or $MEDBENCH_LEASE_TIMEOUT: refused now
     if report_dir is not None:  # refused before the grid runs, not after hours
         check_report_folder(report_dir, option="--report")
-    parsed = [_parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
+    parsed = [parse_override(o) for o in overrides or []] + _data_file_overrides(data_files or [])
     # Reads and expands the grid and checks its local data files before anything runs; with --rerun it
     # notes the time: what completed before it runs again, and only once even with several processes at it.
     plan = plan_experiment(experiment, overrides=parsed, store=store, rerun=rerun)

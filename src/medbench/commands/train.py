@@ -2,71 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomllib
 import typer
 
 from medbench.commands.app import STORE_HELP, app
+from medbench.commands.config_input import build_config, load_config_file
 from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
-from medbench.config import RecipeConfig, parse_config, set_dotted
+from medbench.config import RecipeConfig
 from medbench.errors import ConfigError
-from medbench.paths import runs_dir
-from medbench.preflight import check_train_config, check_writable_folder
 
 _RECIPE = RecipeConfig()
 _OPT = _RECIPE.optimizer
+# What --augment turns on; its help text names the same three.
+_AUGMENT = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
 Framework = typer.Option(
     "--framework",
     "-f",
     help="torch, jax, keras (Keras on TensorFlow), keras-jax or keras-torch. Default: torch.",
 )
-
-
-def _load_config_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"Config file {path} does not exist.", "Check the path.")
-    if path.is_dir():
-        raise ConfigError(f"Config file {path} is a folder.", "Pass a TOML or JSON file inside it.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"Config file {path} is not a text file.", "Pass a TOML or JSON file.") from None
-    try:
-        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(
-            f"Config file {path} cannot be parsed: {err}.", "Fix its syntax (TOML or JSON)."
-        ) from None
-
-
-def _parse_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} is not KEY=VALUE.", "Write e.g. --set recipe.epochs=5.")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw  # a bare string such as adamw
-    except RecursionError:  # brackets nested thousands deep
-        raise ConfigError(
-            f"The value of --set {key.strip()[:60]} is nested too deeply.", "Give a plain value or list."
-        ) from None
-    return key.strip(), value
-
-
-def build_config(base: dict[str, Any], flags: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Config file < command-line flags < ``--set`` overrides."""
-
-    config = base
-    for dotted, value in flags.items():
-        if value is not None:
-            config = set_dotted(config, dotted, value)
-    for text in overrides:
-        config = set_dotted(config, *_parse_override(text))
-    return config
 
 
 @app.command("train")
@@ -267,7 +222,6 @@ def train_command(
       medbench train -f keras -d bloodmnist --data-file ./blood.npz --set recipe.optimizer.name=adamw
     """
     from medbench import api
-    from medbench.orchestration.jobs import train_job
 
     quiet = quiet or fmt is not OutputFormat.table  # stdout holds the table alone: progress goes to a log
     if resume is not None:
@@ -304,32 +258,42 @@ def train_command(
             "noise": noise,
             "runtime.precision": precision,
             "runtime.threads": threads,
+            # a whole section first, then the fields that refine it
+            "finetune": _finetune_fields(finetune),
+            "finetune.pretrained": "imagenet" if pretrained else None,
+            "model_options.head": head or None,
+            "data.augment": _AUGMENT if augment else None,
         }
-        if finetune:
-            from medbench.finetune import preset
-
-            flags["finetune"] = preset(finetune).model_dump(mode="json")
-        if pretrained:
-            flags["finetune.pretrained"] = "imagenet"
-        if head:
-            flags["model_options.head"] = head
-        if augment:
-            flags["data.augment"] = {"hflip": True, "vflip": True, "rotate_degrees": 15.0, "crop_padding": 2}
-        base = _load_config_file(config_file) if config_file else {}
-        raw = build_config(base, flags, overrides or [])
-        if not (raw.get("data") or {}).get("dataset"):
-            raise ConfigError(
-                "No dataset given.",
-                "Pass -d/--dataset (e.g. -d bloodmnist; `medbench datasets` lists them), or set "
-                "data.dataset in --config.",
-            )
-        configs = [parse_config(set_dotted(raw, "seed", s)) for s in (seeds or [raw.get("seed", 0)])]
-        for config in configs:  # refused here, before any run row or folder exists
-            check_train_config(config)
-        folder = check_writable_folder(output or runs_dir(), option="--output (or $MEDBENCH_HOME)")
-        jobs = [train_job(c, runs_dir=folder) for c in configs]
+        raw = build_config(load_config_file(config_file) if config_file else {}, flags, overrides or [])
+        _require_dataset(raw)
+        configs = [api.make_config(raw, seed=s) for s in (seeds or [raw.get("seed", 0)])]
+        jobs = api.train_jobs(configs, runs_dir=output, option="--output (or $MEDBENCH_HOME)")
     records = [api.run_training_job(job, store=store, quiet=quiet) for job in jobs]
     emit(summary_table(records), fmt)
+    _say_failures(records, fmt)
+
+
+def _finetune_fields(name: str | None) -> dict[str, Any] | None:
+    """The fields of the --finetune preset ``name``, as the config takes them; None without one."""
+    if not name:
+        return None
+    from medbench.finetune import preset
+
+    return preset(name).model_dump(mode="json")
+
+
+def _require_dataset(raw: dict[str, Any]) -> None:
+    """The config's default dataset is never trained by accident: the user must name one."""
+    if not (raw.get("data") or {}).get("dataset"):
+        raise ConfigError(
+            "No dataset given.",
+            "Pass -d/--dataset (e.g. -d bloodmnist; `medbench datasets` lists them), or set "
+            "data.dataset in --config.",
+        )
+
+
+def _say_failures(records, fmt: OutputFormat) -> None:
+    """One line per run that did not complete, then exit 1."""
     failed = [r for r in records if r.status != "completed"]
     if failed:
         for r in failed:
