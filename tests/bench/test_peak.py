@@ -66,7 +66,9 @@ def test_the_kernel_measures_a_plausible_clock_and_whole_fma_units(kernel):
     if not result["clock_disturbed"]:
         whole = result["lanes_per_cycle_measured"] == pytest.approx(result["lanes_per_cycle"], rel=0.2)
         if not whole and os.getloadavg()[0] > 0.5:  # another process (an xdist worker) took the FMA chain's
-            pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.1f}): the FMA rate is not the core's")
+            pytest.skip(
+                f"the machine is busy (load {os.getloadavg()[0]:.1f}): the FMA rate is not the core's"
+            )
         assert whole, (result["lanes_per_cycle_measured"], result["lanes_per_cycle"])
     expected = sum(result["clock_ghz_per_core"]) * 1e9 * result["lanes_per_cycle"] * 2
     # clock x lanes x 2, unless load made the clock read low: then the FMA rate reached is the peak
