@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from medbench.bench.cell import run_bench_job
 
         return run_bench_job(job)
+    if kind == "train_probe":  # training img/s of one config (medbench tune, benchmarks/bench_train.py)
+        from medbench.bench.train_probe import run_probe_job
+
+        return run_probe_job(job)
     if kind == "selftest":
         return _selftest(job)
     print(f"unknown job kind {kind!r}", file=sys.stderr)
