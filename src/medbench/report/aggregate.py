@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medbench.report.baseline import Baseline, comparison_baseline
+from medbench.report.runtime_variant import TUNING_FIELDS, framework_label
 from medbench.results import RunRecord
 
 # The criterion: frameworks agree when their mean test ACCs lie within this many points.
@@ -39,6 +40,7 @@ _IGNORED_CONFIG: tuple[tuple[str, ...], ...] = (
     ("runtime", "threads"),
     ("runtime", "interop_threads"),
     ("runtime", "channels_last"),  # a memory layout, not a different model
+    *TUNING_FIELDS,  # compile and settings: a row of their own (framework_label), not another comparison
 )
 
 
@@ -456,7 +458,7 @@ def compare(runs: Sequence[RunRecord]) -> list[Comparison]:
     configs: dict[GroupKey, dict[str, Any]] = {}
     for run in completed:
         key = group_key(run)
-        grouped[key][run.framework or "?"].append(run)
+        grouped[key][framework_label(run)].append(run)  # "torch" beside "torch (tuned: compile)"
         configs.setdefault(key, run.config)
     labels = _variant_labels(list(grouped), configs)
     failed_by_variant: dict[tuple, list[RunRecord]] = defaultdict(list)
