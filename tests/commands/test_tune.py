@@ -64,6 +64,23 @@ def test_a_failing_probe_is_a_row_with_its_reason_never_the_best():
     assert result.best.label in ("out of the box", "tf_onednn=off")
 
 
+def test_a_gain_within_the_noise_keeps_out_of_the_box():
+    def probe(config, **_):
+        flags = config.runtime.settings.get("xla_flags", "")
+        rate = {"--xla_cpu_use_onednn=true": 1010.0, "--xla_cpu_use_xnnpack=true": 1300.0}.get(flags, 1000.0)
+        return ProbeResult("completed", "bare", rate, {"images_per_s": rate})
+
+    result = tune.run_tune("keras-jax", repeats=1, probe=probe)
+    assert result.best.label == "xla_flags=--xla_cpu_use_xnnpack=true"  # 30% faster: chosen
+    onednn = next(r for r in result.rows if "onednn" in r.label)
+    assert not tune.beats(onednn, result.baseline)  # 1% faster: noise
+    assert len(result.rows) == 4  # one winner: no combination to probe
+    slower = tune.run_tune(
+        "keras-jax", repeats=1, probe=lambda config, **_: ProbeResult("completed", "bare", 900.0)
+    )
+    assert slower.best is slower.baseline and slower.best_runtime() == {}
+
+
 def test_xla_flags_of_several_winners_add_up():
     rows = [tune.TuneRow(c) for c in tune.tune_candidates("jax")]
     for row, speed in zip(rows, (100.0, 150.0, 140.0, 90.0, 80.0), strict=True):

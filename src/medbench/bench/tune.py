@@ -4,9 +4,11 @@ For one (framework, model, size, batch), every candidate of :func:`medbench.fram
 (out of the box, then each choice changed alone) is a training probe (:mod:`medbench.bench.train_probe`) in a
 fresh process, repeated in rounds over the candidates (A B C A B C ...) so that a slow drift of the machine
 does not fall on one of them. The figure of a candidate is the median of its repeats, with their IQR and
-range. When more than one choice beats out of the box, their combination is probed too (as many repeats),
-so the best row may be a combination. A probe that fails (a setting this build cannot honour, a compiler
-missing) is a row with its reason, never the best.
+range. A choice *beats* out of the box only beyond the noise: its slowest repeat faster than out of the
+box's fastest, and its median at least :data:`MIN_GAIN` above; otherwise out of the box stays the best, so
+noise is never written into an experiment. When more than one choice beats out of the box, their
+combination is probed too (as many repeats), so the best row may be a combination. A probe that fails (a
+setting this build cannot honour, a compiler missing) is a row with its reason, never the best.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from medbench.frameworks.settings import Candidate, tune_candidates
 from medbench.timing import RepeatSummary
 
 Probe = Callable[..., ProbeResult]  # run_probe's signature; tests pass a fake
+MIN_GAIN = 0.02  # a tuned setting must be this much faster (median) than out of the box to be chosen
 
 
 @dataclass
@@ -68,7 +71,13 @@ class TuneResult:
 
     @property
     def best(self) -> TuneRow | None:
-        """The candidate with the highest median img/s (None when every probe failed)."""
+        """The fastest candidate that :func:`beats` out of the box, else out of the box itself; None when
+        out of the box failed and nothing else completed."""
+        winners = [row for row in self.rows[1:] if beats(row, self.baseline)]
+        if winners:
+            return max(winners, key=lambda row: row.summary.median)
+        if self.baseline.summary is not None:
+            return self.baseline
         measured = [row for row in self.rows if row.summary is not None]
         return max(measured, key=lambda row: row.summary.median) if measured else None
 
@@ -91,12 +100,17 @@ def runtime_fields(overrides: dict[str, Any]) -> dict[str, Any]:
     return out.get("runtime", {})
 
 
+def beats(row: TuneRow, baseline: TuneRow) -> bool:
+    """Whether ``row`` is faster than ``baseline`` beyond the noise (see the module docstring)."""
+    mine, base = row.summary, baseline.summary
+    if mine is None or base is None:
+        return False
+    return mine.min > base.max and mine.median >= base.median * (1 + MIN_GAIN)
+
+
 def combination(rows: Sequence[TuneRow], baseline: TuneRow) -> Candidate | None:
-    """Every single choice that beat out of the box's median, together; None unless two or more did."""
-    base = baseline.summary
-    if base is None:
-        return None
-    winners = [r for r in rows if r is not baseline and r.summary and r.summary.median > base.median]
+    """Every single choice that beats out of the box, together; None unless two or more do."""
+    winners = [r for r in rows if r is not baseline and beats(r, baseline)]
     if len(winners) < 2:
         return None
     overrides: dict[str, Any] = {}

@@ -134,7 +134,7 @@ def _write(path: Path, result, fmt: OutputFormat) -> None:
     from medbench.orchestration.experiment_runtime import new_experiment, write_framework_runtime
 
     best = result.best
-    threads = f", {result.threads} threads" if result.threads else ""
+    threads = f", threads={result.threads}" if result.threads else ""
     probed = f"{result.model} {result.size} px, batch {result.batch_size}{threads}"
     summary = f"{best.summary.median:,.0f} img/s"
     tables_note = f"{best.label} was fastest for {result.framework} ({probed}: {summary})"
