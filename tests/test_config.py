@@ -73,6 +73,7 @@ def test_hash_of_a_default_config_is_the_one_stored_before_finetuning_existed():
     del old_layout["recipe"]["trajectory_steps"]
     del old_layout["init"], old_layout["noise"]
     del old_layout["runtime"]["deterministic"]
+    del old_layout["runtime"]["compile"], old_layout["runtime"]["settings"]
     assert config.hash == config_hash(old_layout)
     tuned = parse_config(set_dotted(config.to_dict(), "finetune.trainable", "head"))
     sampled = parse_config(set_dotted(config.to_dict(), "recipe.sampler", "balanced"))
@@ -138,3 +139,44 @@ def test_back_ends_take_the_config_types_themselves():
 
     assert base.OptimizerConfig is OptimizerConfig and base.RuntimeConfig is RuntimeConfig
     assert not hasattr(base, "RuntimeSettings") and not hasattr(base, "OptimizerSpec")
+
+
+def test_runtime_compile_and_settings_are_reachable_by_dotted_overrides():
+    base = parse_config({"framework": "torch", "data": {"dataset": "breastmnist"}})
+    assert (base.runtime.compile, base.runtime.settings) == (None, {})  # None: the framework's own default
+    raw = set_dotted(base.to_dict(), "runtime.compile", True)
+    tuned = parse_config(set_dotted(raw, "runtime.settings.onednn", False))
+    assert tuned.runtime.compile is True and tuned.runtime.settings == {"onednn": False}
+    assert tuned.to_dict()["runtime"]["settings"] == {"onednn": False}  # stored with the run
+    assert len({base.hash, tuned.hash, parse_config(raw).hash}) == 3
+
+
+def test_unknown_runtime_settings_name_the_known_ones():
+    with pytest.raises(ConfigError, match="runtime.settings") as err:
+        parse_config({"runtime": {"settings": {"onedn": False}}})
+    assert "onedn" in str(err.value) and all(
+        n in str(err.value) for n in ("onednn", "xla_flags", "tf_onednn")
+    )
+
+
+def test_runtime_settings_must_fit_the_framework_and_take_their_values():
+    with pytest.raises(ConfigError, match=r"setting of jax, keras-jax, not torch.*per_framework\.jax"):
+        parse_config(
+            {"framework": "torch", "runtime": {"settings": {"xla_flags": "--xla_cpu_use_onednn=true"}}}
+        )
+    with pytest.raises(ConfigError, match="not one of its values"):  # 1 is no bool, even though 1 == True
+        parse_config({"framework": "torch", "runtime": {"settings": {"onednn": 1}}})
+    with pytest.raises(ConfigError, match="not in the form"):
+        parse_config({"framework": "jax", "runtime": {"settings": {"xla_flags": "use onednn"}}})
+    with pytest.raises(ConfigError, match='"xla", "matmul"'):
+        parse_config({"framework": "jax", "runtime": {"settings": {"small_map_conv": "im2col"}}})
+    jax = parse_config({"framework": "jax", "runtime": {"settings": {"small_map_conv": "matmul"}}})
+    assert jax.runtime.settings == {"small_map_conv": "matmul"}
+
+
+def test_jax_is_always_jitted_so_compile_false_is_refused():
+    with pytest.raises(ConfigError, match="runtime.compile = false is refused for jax"):
+        parse_config({"framework": "jax", "runtime": {"compile": False}})
+    assert parse_config({"framework": "jax", "runtime": {"compile": True}}).runtime.compile is True
+    # Keras on JAX honours Keras' jit_compile=False: its step then runs op by op
+    assert parse_config({"framework": "keras-jax", "runtime": {"compile": False}}).runtime.compile is False

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "weights",
     "compare",
     "experiments",
+    "tune",
 )
 
 

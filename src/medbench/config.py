@@ -164,6 +164,23 @@ class RuntimeConfig(_Frozen):
     # deterministic kernels where the framework has them (torch.use_deterministic_algorithms, TF op
     # determinism, XLA's deterministic ops): slower, and bit-reproducible runs on one machine
     deterministic: bool = False
+    # training compilation, each framework's own (torch.compile; Keras' jit_compile: XLA on TensorFlow, jax.jit
+    # on JAX, torch.compile on torch); None = the framework's out-of-the-box behaviour (JAX: always jitted).
+    # What each value runs: medbench.frameworks.settings.COMPILE; what was applied is stored with the run.
+    compile: bool | None = None
+    # per-framework performance settings from the catalog (medbench.frameworks.settings.SETTINGS), e.g.
+    # {"onednn": false} for torch or {"xla_flags": "--xla_cpu_use_onednn=true"} for JAX
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _documented_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from medbench.frameworks.settings import check_settings
+
+        try:
+            return check_settings(value)
+        except ConfigError as err:  # a ValueError for pydantic, so parse_config names the field
+            raise ValueError(str(err).rstrip(".")) from None
 
 
 class RunConfig(_Frozen):
@@ -201,6 +218,17 @@ class RunConfig(_Frozen):
                 f"runtime.precision='fp16' needs loss scaling, which {self.framework} does not train with; "
                 "use bf16, or fp16 with the keras (TensorFlow) framework"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _runtime_fits_the_framework(self) -> RunConfig:
+        from medbench.frameworks.settings import check_compile, check_settings
+
+        try:
+            check_settings(self.runtime.settings, self.framework)
+            check_compile(self.runtime.compile, self.framework)
+        except ConfigError as err:
+            raise ValueError(str(err).rstrip(".")) from None
         return self
 
     @model_validator(mode="after")
@@ -260,6 +288,8 @@ _LATE_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("recipe", "evaluate_train"): True,
     ("recipe", "trajectory_steps"): 200,
     ("runtime", "deterministic"): False,
+    ("runtime", "compile"): None,
+    ("runtime", "settings"): {},
     ("init",): "native",
     ("noise",): "native",
 }

@@ -32,6 +32,7 @@ COMMANDS = [
     ["weights", "list"],
     ["weights", "download"],
     ["weights", "verify"],
+    ["tune"],
 ]
 
 

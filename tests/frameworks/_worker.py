@@ -359,3 +359,85 @@ def task_runtime(fw, task, arrays, out):
     res["losses"] = [trainer.train_step(images, np.array([0, 1, 2, 0])).loss for _ in range(3)]
     res["trained_logits_finite"] = bool(np.isfinite(trainer.eval_logits(images)).all())
     return res
+
+
+def task_compile(fw, task, arrays, out):
+    """The configured trainer (``runtime.compile`` as the job set it) beside one with the other choice, from
+    the same weights on the same batches; plus what the framework itself says of the settings."""
+    import dataclasses
+
+    from medbench.config import OptimizerConfig
+
+    res = {"xla_flags": os.environ.get("XLA_FLAGS", ""), **_settings_read_back()}
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((8, 12, 12, 1), dtype=np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    build = {
+        "num_classes": 3,
+        "in_channels": 1,
+        "image_size": 12,
+        "widths": (4, 8),
+        "hidden": 8,
+        "dropout": 0.0,
+    }
+    optimizer = OptimizerConfig(name="adam", lr=1e-2)
+    configured = fw.build_model("simple_cnn", **build)
+    trainers = {"configured": fw.create_trainer(configured, optimizer=optimizer)}
+    if task.get("other") is not None:  # the other compile choice, on a copy of the same weights
+        other = fw.build_model("simple_cnn", **build)
+        fw.load_state_dict(other, fw.state_dict(configured))
+        settings = fw.runtime.settings.model_copy(update={"compile": task["other"]})
+        rt = dataclasses.replace(fw.runtime, settings=settings)
+        trainers["other"] = fw.module("train").create_trainer(
+            other,
+            rt,
+            optimizer=optimizer,
+            loss="cross_entropy",
+            label_smoothing=0.0,
+            class_weights=None,
+            plan=None,
+        )
+    for name, trainer in trainers.items():
+        res[f"{name}_losses"] = [trainer.train_step(images, labels).loss for _ in range(task.get("steps", 3))]
+        out[f"{name}_logits"] = trainer.eval_logits(images)
+        res[f"{name}_compiled"] = _compiled(trainer)
+    return res
+
+
+def _settings_read_back() -> dict:
+    """The performance settings as the framework itself holds them (not as configure reports them)."""
+    import sys
+
+    res = {"tf_onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+    if "torch" in sys.modules:
+        import torch
+
+        res["mkldnn_enabled"] = torch.backends.mkldnn.enabled
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.util import _pywrap_util_port
+
+        res["tf_mkl_enabled"] = bool(_pywrap_util_port.IsMklEnabled())
+    return res
+
+
+def _compiled(trainer) -> str:
+    """How the trainer's step runs, read off the objects it holds."""
+    step = getattr(trainer, "_step", None)
+    forward = getattr(trainer, "_forward", None)
+    forward = getattr(step, "_forward", None) if forward is None else forward
+    if forward is not None:  # torch and Keras on torch: a torch.compile wrapper, or the plain callable
+        return (
+            "torch.compile"
+            if hasattr(forward, "_torchdynamo_orig_callable") or type(forward).__name__ == "OptimizedModule"
+            else "eager"
+        )
+    inner = getattr(step, "_step", step)
+    if hasattr(inner, "lower"):  # jax.jit's wrapper (the JAX trainer's own step too)
+        return "jax.jit"
+    if hasattr(inner, "experimental_get_compiler_ir"):  # a tf.function
+        return "xla" if getattr(inner, "_jit_compile", None) else "tf.function"
+    return "eager"
+
+
+if __name__ == "__main__":
+    main()

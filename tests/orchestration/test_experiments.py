@@ -113,3 +113,42 @@ def test_every_shipped_experiment_is_valid():
     assert any(f.stem == "quick" for f in files)
     for path in files:
         assert expand(load_experiment(path)), path
+
+
+PER_FRAMEWORK = """
+[base.runtime]
+threads = 2
+[per_framework.torch.runtime]
+compile = true
+[per_framework.torch.runtime.settings]
+onednn = false
+[per_framework.jax.runtime.settings]
+xla_flags = "--xla_cpu_use_onednn=true"
+"""
+
+
+def test_per_framework_runtime_sections_reach_only_their_frameworks_trials(grid_file):
+    grid_file.write_text(GRID + PER_FRAMEWORK)
+    trials = expand(load_experiment(grid_file))
+    runtime = {t.config.framework: t.config.runtime for t in trials}
+    assert runtime["torch"].compile is True and runtime["torch"].settings == {"onednn": False}
+    assert (
+        runtime["jax"].settings == {"xla_flags": "--xla_cpu_use_onednn=true"}
+        and runtime["jax"].compile is None
+    )
+    assert runtime["keras"].compile is None and runtime["keras"].settings == {}
+    assert {r.threads for r in runtime.values()} == {2}  # merged over the base, section by section
+    sgd = next(t for t in trials if t.variant == "sgd" and t.config.framework == "torch")
+    assert sgd.config.runtime.compile is True  # variants go on top of the framework's section
+
+
+def test_per_framework_sections_are_checked_before_anything_runs(grid_file):
+    grid_file.write_text(GRID + "[per_framework.mxnet.runtime]\ncompile = true\n")
+    with pytest.raises(ConfigError, match="mxnet"):
+        load_experiment(grid_file)
+    # a setting that belongs to another framework is refused with the trial it would reach
+    grid_file.write_text(
+        GRID + '[per_framework.torch.runtime.settings]\nxla_flags = "--xla_cpu_use_onednn=true"\n'
+    )
+    with pytest.raises(ConfigError, match="torch.*xla_flags is a setting of jax"):
+        expand(load_experiment(grid_file))

@@ -14,6 +14,8 @@ An experiment is TOML (or JSON)::
     [[variants]]           # optional named overlays (fine-tuning configurations, recipes ...)
     name = "linear_probe"
     set = { "model_options.freeze" = "backbone" }
+    [per_framework.torch.runtime]   # optional: run-config fields for one framework's trials only
+    compile = true
 
 Each point of the grid becomes a :class:`Trial` holding a fully resolved, validated :class:`RunConfig`, so a
 mistake anywhere in the grid is reported before the first trial starts, and each trial's config hash lets a
@@ -119,6 +121,19 @@ class ExperimentSpec(_Frozen):
     )  # dataset flag -> a local npz in the official layout
     measure: Measure = Measure()
     resources: Resources = Resources()
+    # framework -> run-config fields for that framework's trials only, merged over `base` (variants go on
+    # top): a framework's own runtime settings, e.g. what `medbench tune --write` found best
+    per_framework: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("per_framework")
+    @classmethod
+    def _known_framework_sections(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from medbench.frameworks import FRAMEWORKS
+
+        unknown = [f for f in value if f not in FRAMEWORKS]
+        if unknown:
+            raise ValueError(f"unknown framework(s) {unknown}; choose from {list(FRAMEWORKS)}")
+        return value
 
     @field_validator("variants")
     @classmethod
@@ -205,6 +220,7 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
         raw = set_dotted(raw, "seed", seed)
         raw = set_dotted(raw, "data.dataset", dataset)
         raw = set_dotted(raw, "data.size", size)
+        raw = merged(raw, spec.per_framework.get(framework, {}))
         if dataset in spec.data_files:
             raw = set_dotted(raw, "data.data_file", str(spec.data_files[dataset]))
         for dotted, value in variant.set.items():
@@ -231,3 +247,14 @@ def expand(spec: ExperimentSpec) -> list[Trial]:
             labels["finetune"] = tuning
         trials.append(Trial(key=key, config=config, variant=name, labels=labels))
     return trials
+
+
+def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overlay``'s fields set over it, section by section (a section is merged, not replaced)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -31,6 +31,8 @@ _STARTED_AT = time.time()
 JOBS: dict[str, str] = {
     "train": "medbench.training.job:run_training_job",  # recorded
     "bench": "medbench.bench.cell:run_bench_job",  # recorded: one benchmark cell
+    # recorded: training img/s of one config (medbench tune, benchmarks/bench_train.py)
+    "train_probe": "medbench.bench.train_probe:run_probe_job",
     "selftest": "medbench.orchestration.worker:selftest",  # recorded
     "reference": "medbench.bench.artifacts:make_reference",  # answered
     "export": "medbench.bench.artifacts:export",  # answered

@@ -23,6 +23,7 @@ from medbench.report.environments import machine_signature
 from medbench.report.grouping import GroupKey, group_key
 from medbench.report.pooling import FrameworkResult
 from medbench.report.recipes import recipe_summary, variant_labels
+from medbench.report.runtime_variant import framework_label
 from medbench.report.style import framework_sort_key
 from medbench.results import RunRecord
 
@@ -83,7 +84,7 @@ def compare(runs: Sequence[RunRecord]) -> list[Comparison]:
     configs: dict[GroupKey, dict[str, Any]] = {}
     for run in completed:
         key = group_key(run)
-        grouped[key][run.framework or "?"].append(run)
+        grouped[key][framework_label(run)].append(run)  # "torch" beside "torch (tuned: compile)"
         configs.setdefault(key, run.config)
     labels = variant_labels(list(grouped), configs)
     failed_by_variant: dict[tuple, list[RunRecord]] = defaultdict(list)

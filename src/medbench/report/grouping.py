@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from medbench.report.runtime_variant import TUNING_FIELDS
 from medbench.results import RunRecord
 
 # Config fields that may differ between the runs of one comparison: they identify the framework and seed, or
@@ -27,6 +28,7 @@ _IGNORED_CONFIG: tuple[tuple[str, ...], ...] = (
     ("runtime", "threads"),
     ("runtime", "interop_threads"),
     ("runtime", "channels_last"),  # a memory layout, not a different model
+    *TUNING_FIELDS,  # compile and settings: a row of their own (framework_label), not another comparison
 )
 
 

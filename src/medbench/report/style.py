@@ -42,7 +42,10 @@ _ENGINE_PREFIXES: tuple[tuple[str, str], ...] = (
 
 
 def framework_sort_key(name: str) -> tuple[int, str]:
-    return (FRAMEWORK_ORDER.index(name) if name in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), name)
+    """Display order of a report row: by framework, a tuned row (``torch (tuned: compile)``) right after its
+    framework's out-of-the-box row."""
+    base = name.split(" (", 1)[0]
+    return (FRAMEWORK_ORDER.index(base) if base in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), name)
 
 
 def framework_style(name: str) -> tuple[str, str]:

@@ -6,6 +6,11 @@ XLA sizes its CPU thread pool from the cores the process may run on, so ``thread
 N of its allowed cores (``os.sched_setaffinity``, Linux), and ``threads=1`` also sets
 ``--xla_cpu_multi_thread_eigen=false``. The pinning covers the whole process, data loading included.
 Both must happen before the backend initialises (the first computation), hence :func:`configure` first.
+
+The catalog's settings (:mod:`medbench.frameworks.settings`): ``xla_flags`` are appended to ``XLA_FLAGS``
+with the thread flags; ``small_map_conv`` is handed to ``medbench.frameworks.jax.layers.set_small_map_conv``
+where that function exists (``applied`` says whether it did). ``compile``: the JAX trainer is always one
+jitted step, so ``true`` and ``None`` are the same and ``false`` is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
+from medbench.frameworks import settings as catalog
 
 _DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
@@ -52,7 +58,8 @@ def thread_flags(settings: RuntimeConfig) -> list[str]:
         flags.append("--xla_cpu_multi_thread_eigen=false")
     if settings.deterministic:
         flags.append("--xla_gpu_deterministic_ops=true")
-    return flags
+    extra = settings.settings.get("xla_flags", "")
+    return flags + extra.split()
 
 
 def pin_threads(threads: int) -> list[int]:
@@ -66,7 +73,11 @@ def pin_threads(threads: int) -> list[int]:
 
 
 def configure(settings: RuntimeConfig, *, framework: str = "jax") -> tuple[JaxRuntime, dict[str, Any]]:
-    if _backends_started() and (settings.threads is not None or settings.deterministic):
+    """Applies ``settings`` before JAX's backend starts; ``framework`` is ``keras-jax`` when Keras' JAX
+    backend configures JAX through here (its settings and ``compile`` are then checked for that framework)."""
+    performance = catalog.resolved(settings.settings, framework)
+    compiled = catalog.check_compile(settings.compile, framework)
+    if _backends_started() and (thread_flags(settings) or settings.threads is not None):
         raise ConfigError(
             "JAX's backend is already running, so XLA flags and thread pinning can no longer apply.",
             "Call configure() before any JAX computation, in a fresh process.",
@@ -101,8 +112,31 @@ def configure(settings: RuntimeConfig, *, framework: str = "jax") -> tuple[JaxRu
         param_dtype="float32",
         threefry_partitionable=False,
         deterministic=settings.deterministic,
+        compile=compiled,
+        compile_mode=catalog.compile_mode(settings.compile, framework),
+        settings=performance,
     )
+    if framework == "jax":
+        applied.update(_small_map_conv(performance["small_map_conv"]))
     return runtime, applied
+
+
+def _small_map_conv(value: str) -> dict[str, Any]:
+    """Hands the setting to the JAX layers, where they offer it (the formulation lives there)."""
+    from medbench.frameworks.jax import layers
+
+    setter = getattr(layers, "set_small_map_conv", None)
+    if setter is None:
+        # only the default is what this version computes anyway; another value cannot be honoured
+        if value != "xla":
+            raise ConfigError(
+                f"runtime.settings.small_map_conv = {value!r} needs medbench.frameworks.jax.layers."
+                "set_small_map_conv, which this version of medbench does not have.",
+                "Leave small_map_conv at 'xla', or update medbench.",
+            )
+        return {"small_map_conv_applied": False}
+    setter(value)
+    return {"small_map_conv_applied": True}
 
 
 def synchronize(runtime: JaxRuntime) -> None:

@@ -6,6 +6,11 @@ TensorFlow's thread pools are fixed when its eager context starts, so
 ``tf.config.threading.set_intra_op_parallelism_threads`` must come first; :func:`configure` therefore imports
 TensorFlow itself, sets them, and only then imports Keras. On Keras' JAX or torch backends the threads are
 set the way medbench's JAX or PyTorch back-end sets them.
+
+The catalog's settings (:mod:`medbench.frameworks.settings`): ``tf_onednn`` is ``TF_ENABLE_ONEDNN_OPTS``, set
+before TensorFlow is imported; on the JAX and torch backends the settings go to medbench's JAX or PyTorch
+runtime, which applies them. ``compile`` is Keras' ``jit_compile``, applied by the backend's training step
+(:mod:`medbench.frameworks.keras.steps`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
+from medbench.frameworks import settings as catalog
 
 DEFAULT_BACKEND = "tensorflow"
 # medbench's framework name of each Keras backend: one framework per backend, each in its own process
@@ -32,7 +38,20 @@ class KerasRuntime:
     device: str = "cpu"
 
 
+def _tf_onednn(wanted: bool) -> None:
+    """``TF_ENABLE_ONEDNN_OPTS``, which TensorFlow reads once, when it is imported."""
+    value = "1" if wanted else "0"
+    if "tensorflow" in sys.modules and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != value:
+        raise ConfigError(
+            "TensorFlow is already imported, so runtime.settings.tf_onednn can no longer apply.",
+            "Configure before importing TensorFlow, in a fresh process.",
+        )
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = value
+
+
 def _configure_tensorflow(settings: RuntimeConfig, applied: dict[str, Any]) -> str:
+    performance = catalog.resolved(settings.settings, "keras")
+    _tf_onednn(performance["tf_onednn"])
     import tensorflow as tf
 
     try:
@@ -59,6 +78,7 @@ def _configure_tensorflow(settings: RuntimeConfig, applied: dict[str, Any]) -> s
         threads=tf.config.threading.get_intra_op_parallelism_threads(),
         interop_threads=tf.config.threading.get_inter_op_parallelism_threads(),
         tensorflow=tf.__version__,
+        settings={**performance, "TF_ENABLE_ONEDNN_OPTS": os.environ["TF_ENABLE_ONEDNN_OPTS"]},
     )
     if gpus:
         applied["tf32"] = tf.config.experimental.tensor_float_32_execution_enabled()
@@ -66,16 +86,18 @@ def _configure_tensorflow(settings: RuntimeConfig, applied: dict[str, Any]) -> s
 
 
 def _configure_other(backend: str, settings: RuntimeConfig, applied: dict[str, Any]) -> str:
+    # the settings and compile are checked for the Keras framework, not for JAX or torch itself
+    framework = FRAMEWORK_OF_BACKEND.get(backend, backend)
     if backend == "jax":
         from medbench.frameworks.jax import runtime as jax_runtime
 
-        runtime, jax_applied = jax_runtime.configure(settings)
+        runtime, jax_applied = jax_runtime.configure(settings, framework=framework)
         applied.update(jax_applied)
         return runtime.backend
     if backend == "torch":
         from medbench.frameworks.torch import runtime as torch_runtime
 
-        runtime, torch_applied = torch_runtime.configure(settings)
+        runtime, torch_applied = torch_runtime.configure(settings, framework=framework)
         applied.update(torch_applied)
         return runtime.device
     raise ConfigError(f"KERAS_BACKEND={backend!r} is not supported.", "Use tensorflow, jax or torch.")
@@ -129,6 +151,8 @@ def configure(settings: RuntimeConfig, *, framework: str = "keras") -> tuple[Ker
         precision=settings.precision,
         dtype_policy=keras.mixed_precision.global_policy().name,
         deterministic=settings.deterministic,
+        compile=catalog.check_compile(settings.compile, framework),
+        compile_mode=catalog.compile_mode(settings.compile, framework),
     )
     return KerasRuntime(settings, backend, device), applied
 

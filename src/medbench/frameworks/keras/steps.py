@@ -4,15 +4,17 @@ The model, the loss and the optimizer (medbench's PyTorch-exact ``TorchSGD``/``T
 ``keras.ops``) are the same on every backend; only the way gradients are taken and the step is compiled is
 the backend's own, as Keras 3's own trainers do it:
 
-- TensorFlow: ``tf.GradientTape`` inside ``tf.function`` (graph mode, no XLA), as before.
+- TensorFlow: ``tf.GradientTape`` inside ``tf.function`` (graph mode; with ``jit``, Keras' ``jit_compile=True``:
+  XLA).
 - JAX: a pure function of the variables' values under ``jax.jit``: the forward pass runs in a
   ``keras.StatelessScope`` (what ``model.stateless_call`` does), ``jax.value_and_grad`` differentiates it,
   and the optimizer's ``apply`` runs in a second scope over the optimizer's values (what
   ``optimizer.stateless_apply`` does, restricted to the variables the step trains). The new values are
   written back to the Keras variables after every step, so weights, ``save_state`` and plans stay the
-  trainer's as on TensorFlow.
+  trainer's as on TensorFlow. Without ``jit`` (``jit_compile=False``) the same function runs op by op.
 - torch: eager, ``loss.backward()`` through torch autograd, then ``apply`` under ``torch.no_grad()``, as
-  Keras's ``TorchTrainer.train_step``.
+  Keras's ``TorchTrainer.train_step``. With ``jit`` the forward pass and loss run through ``torch.compile``
+  (Keras compiles its whole step; here the optimizer's ``apply`` stays eager, as in medbench's torch trainer).
 
 Each step trains ``variables`` only (a fine-tuning plan's), in the plan's order; every other model variable
 (frozen parameters, BatchNorm statistics, dropout seeds) is state the forward pass may update. The step is
@@ -49,11 +51,15 @@ Masks = Mapping[str, np.ndarray] | None  # site name -> the step's shared mask; 
 _TORCH_RNG, _TORCH_CUDA_RNG = "torch_cpu", "torch_cuda_"
 
 
-def make_step(backend: str, model, optimizer, variables: Sequence, loss_fn: LossFn):
+def make_step(
+    backend: str, model, optimizer, variables: Sequence, loss_fn: LossFn, *, jit: bool | None = None
+):
     """The step of ``backend``: ``step(images, targets, lr, noise=None) -> loss`` (a Python float), updating
-    the model and the optimizer in place."""
+    the model and the optimizer in place; ``jit`` is Keras' ``jit_compile`` (see the module docstring),
+    ``None`` the backend's default (jitted on JAX only)."""
     steps = {"tensorflow": TensorFlowStep, "jax": JaxStep, "torch": TorchStep}
-    return steps[backend](model, optimizer, list(variables), loss_fn)
+    options = {} if jit is None else {"jit": jit}
+    return steps[backend](model, optimizer, list(variables), loss_fn, **options)
 
 
 def rng_variables(model) -> list:
@@ -150,12 +156,12 @@ def _build_eval(backend: str, model) -> Callable[[np.ndarray], np.ndarray]:
 class TensorFlowStep:
     """``tf.GradientTape`` in a ``tf.function``; the learning rate is a tensor, so a new value does not retrace."""
 
-    def __init__(self, model, optimizer, variables, loss_fn: LossFn):
+    def __init__(self, model, optimizer, variables, loss_fn: LossFn, *, jit: bool = False):
         import tensorflow as tf
 
         self._model, self._opt, self._variables, self._loss_fn = model, optimizer, variables, loss_fn
         self._tf = tf
-        self._step = tf.function(self._train_step, reduce_retracing=True)
+        self._step = tf.function(self._train_step, reduce_retracing=True, jit_compile=jit)
 
     def _train_step(self, x, y, lr, noise):
         self._opt.learning_rate.assign(lr)
@@ -174,7 +180,7 @@ class TensorFlowStep:
 class JaxStep:
     """A pure function of (trained values, other model state, optimizer state, batch, lr) under ``jax.jit``."""
 
-    def __init__(self, model, optimizer, variables, loss_fn: LossFn):
+    def __init__(self, model, optimizer, variables, loss_fn: LossFn, *, jit: bool = True):
         import jax
 
         trained = {id(v) for v in variables}
@@ -203,7 +209,7 @@ class JaxStep:
             new_train = [scope.get_current_value(v) for v in self._train]
             return loss, new_train, state_values, [scope.get_current_value(v) for v in self._opt_vars]
 
-        self._step = jax.jit(step)
+        self._step = jax.jit(step) if jit else step
         self._jnp = jax.numpy
 
     def __call__(self, images: np.ndarray, targets: np.ndarray, lr: float, noise: Masks = None) -> float:
@@ -227,11 +233,12 @@ class JaxStep:
 class TorchStep:
     """Eager: torch autograd for the gradients, the optimizer's ``apply`` under ``torch.no_grad()``."""
 
-    def __init__(self, model, optimizer, variables, loss_fn: LossFn):
+    def __init__(self, model, optimizer, variables, loss_fn: LossFn, *, jit: bool = False):
         import torch
 
         self._model, self._opt, self._variables, self._loss_fn = model, optimizer, variables, loss_fn
         self._torch = torch
+        self._forward = torch.compile(self._forward_loss) if jit else self._forward_loss
         # Only what the step trains records gradients: a frozen parameter is a constant to autograd.
         trained = {id(v) for v in variables}
         for v in model.variables:
@@ -242,10 +249,14 @@ class TorchStep:
         for v in self._variables:
             v.value.grad = None
         masks = None if noise is None else {k: ops.convert_to_tensor(v) for k, v in noise.items()}
-        with shared_masks(masks):
-            loss = self._loss_fn(self._model(images, training=True), ops.convert_to_tensor(targets))
+        x, y = ops.convert_to_tensor(images), ops.convert_to_tensor(targets)
+        loss = self._forward(x, y, masks)
         if self._variables:
             loss.backward()
             with self._torch.no_grad():
                 self._opt.apply([v.value.grad for v in self._variables], self._variables)
         return float(loss.detach())
+
+    def _forward_loss(self, x, y, masks):
+        with shared_masks(masks):
+            return self._loss_fn(self._model(x, training=True), y)

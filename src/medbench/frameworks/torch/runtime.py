@@ -1,4 +1,5 @@
-"""PyTorch runtime: threads, device, precision and memory format, applied once before any model is built."""
+"""PyTorch runtime: threads, device, precision, memory format and the catalog's settings (oneDNN), applied once
+before any model is built; ``compile`` is read by the trainer (:mod:`medbench.frameworks.torch.train`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from medbench.config import RuntimeConfig
 from medbench.errors import ConfigError
+from medbench.frameworks import settings as catalog
 
 _AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
@@ -50,7 +52,13 @@ class TorchRuntime:
 
 
 def configure(settings: RuntimeConfig, *, framework: str = "torch") -> tuple[TorchRuntime, dict[str, Any]]:
-    """Applies ``settings`` to torch and returns the runtime plus what was applied (for the results store)."""
+    """Applies ``settings`` to torch and returns the runtime plus what was applied (for the results store).
+
+    ``framework`` is ``keras-torch`` when Keras' torch backend configures torch through here: the catalog's
+    settings and ``compile`` are then checked (and recorded) for that framework.
+    """
+    performance = catalog.resolved(settings.settings, framework)
+    compiled = catalog.check_compile(settings.compile, framework)
     if settings.deterministic:  # cuBLAS reads this when CUDA initialises
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
@@ -72,6 +80,8 @@ def configure(settings: RuntimeConfig, *, framework: str = "torch") -> tuple[Tor
         applied["tf32"] = True
     if settings.deterministic:
         torch.use_deterministic_algorithms(True)
+    if "onednn" in performance:
+        torch.backends.mkldnn.enabled = performance["onednn"]
     applied.update(
         threads=torch.get_num_threads(),
         interop_threads=torch.get_num_interop_threads(),
@@ -80,6 +90,9 @@ def configure(settings: RuntimeConfig, *, framework: str = "torch") -> tuple[Tor
         autocast_dtype=_AUTOCAST[settings.precision],
         channels_last=settings.channels_last,
         deterministic=torch.are_deterministic_algorithms_enabled(),
+        compile=compiled,
+        compile_mode=catalog.compile_mode(settings.compile, framework),
+        settings={**performance, "onednn": torch.backends.mkldnn.enabled},
     )
     return TorchRuntime(settings, device), applied
 

@@ -1,5 +1,9 @@
 """The PyTorch trainer: eager steps with ``torch.optim``, autocast for bf16/fp16, GradScaler for GPU fp16.
 
+With ``runtime.compile = true`` the training forward pass runs through ``torch.compile(model)`` (inductor;
+AOTAutograd compiles its backward too); the optimizer step stays eager, and evaluation runs the module
+itself, so compiling never touches the weights' names or what ``save_state`` writes.
+
 A fine-tuning :class:`~medbench.frameworks.base.TrainPlan` maps onto ``torch.optim`` directly, which makes
 this back-end the reference the others are compared with: each plan group is a parameter group (with its
 ``lr_scale`` and ``name`` stored in the group dict), parameters in no group do not require grad and are in
@@ -49,6 +53,8 @@ class TorchTrainer(Trainer):
     ):
         check_recipe(loss, label_smoothing)
         self._model, self._runtime = model, runtime
+        # the compiled module shares the parameters: only the training forward pass goes through it
+        self._forward = torch.compile(model) if runtime.settings.compile else model
         self._weight = (
             None
             if class_weights is None
@@ -172,7 +178,7 @@ class TorchTrainer(Trainer):
         self.optimizer.zero_grad(set_to_none=True)
         masks = None if noise is None else {k: torch.from_numpy(v).to(x.device) for k, v in noise.items()}
         with self._runtime.autocast(), shared_masks(masks):
-            loss = self._loss_fn(self._model(x), y)
+            loss = self._loss_fn(self._forward(x), y)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
