@@ -438,6 +438,3 @@ def _compiled(trainer) -> str:
         return "xla" if getattr(inner, "_jit_compile", None) else "tf.function"
     return "eager"
 
-
-if __name__ == "__main__":
-    main()
