@@ -437,4 +437,3 @@ def _compiled(trainer) -> str:
     if hasattr(inner, "experimental_get_compiler_ir"):  # a tf.function
         return "xla" if getattr(inner, "_jit_compile", None) else "tf.function"
     return "eager"
-
