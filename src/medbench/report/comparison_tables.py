@@ -11,6 +11,7 @@ from medbench.report.document import Cell, Row, Table
 from medbench.report.formatting import CI_HINT, DASH, ci_text, float_text, number, pct, pct_value, when_text
 from medbench.report.pooling import FrameworkResult, metric, stored_ci, timing
 from medbench.report.references import Reference
+from medbench.report.runtime_variant import framework_label
 from medbench.results import RunRecord
 
 # The accuracy columns, the same in the verdict table (pooled over seeds) and in the table of every run.
@@ -26,7 +27,7 @@ _ACCURACY_HEADERS = (
 
 def _status_text(f: FrameworkResult, unfinished: Sequence[RunRecord]) -> str:
     """``measured``, or how many more runs of this framework failed or were interrupted."""
-    lost = [r.status for r in unfinished if r.framework == f.framework]
+    lost = [r.status for r in unfinished if framework_label(r) == f.framework]  # tuned rows their own
     if not lost:
         return "measured"
     counts = ", ".join(f"{lost.count(s)} {s}" for s in dict.fromkeys(lost))
