@@ -25,6 +25,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -64,7 +65,12 @@ def conv_as_matmul(x, kernel, strides: tuple[int, int], padding: Pads, *, precis
     ]
     xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     patches = jnp.concatenate([_tap(xp, i, j, strides, out) for i, j in taps], axis=-1)
-    weights = jnp.concatenate([kernel[i, j] for i, j in taps], axis=0)  # (taps x Cin, Cout), patch order
+    # (taps x Cin, Cout) in patch order: a reshape when every tap is kept (free, and so is its gradient;
+    # slicing tap by tap would pad each tap's gradient back to the whole kernel), else one gather
+    weights = kernel.reshape(kh * kw, cin, cout)
+    if len(taps) < kh * kw:
+        weights = weights[np.array([i * kw + j for i, j in taps])]
+    weights = weights.reshape(len(taps) * cin, cout)
     return lax.dot_general(patches, weights, (((3,), (0,)), ((), ())), precision=precision, **dot_options)
 
 
