@@ -16,6 +16,11 @@ from medbench.errors import ConfigError
 from medbench.paths import runs_dir
 from medbench.preflight import check_train_config, check_writable_folder
 
+PROFILE_HELP = (
+    "Also list the ten costliest operations of a training step by the framework's own profiler "
+    "(profile.json in the run folder, and the report's profile section). Every run records where its step "
+    "goes (data, host-to-device, forward, backward, optimizer); this adds the operations. Changes no result."
+)
 _RECIPE = RecipeConfig()
 _OPT = _RECIPE.optimizer
 Framework = typer.Option(
@@ -253,6 +258,7 @@ def train_command(
             "--quiet", "-q", help="No progress: the worker's output goes to a log in its run folder."
         ),
     ] = False,
+    profile: Annotated[bool, typer.Option("--profile", help=PROFILE_HELP)] = False,
 ) -> None:
     """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored.
 
@@ -275,7 +281,7 @@ def train_command(
         if job is None:  # already completed: nothing to do
             _say_completed(record, resume, fmt)
             return
-        jobs = [job]
+        jobs = [{**job, "profile": profile}]
     else:
         flags = {
             "framework": framework,
@@ -327,7 +333,7 @@ def train_command(
         for config in configs:  # refused here, before any run row or folder exists
             check_train_config(config)
         folder = check_writable_folder(output or runs_dir(), option="--output (or $MEDBENCH_HOME)")
-        jobs = [train_job(c, runs_dir=folder) for c in configs]
+        jobs = [train_job(c, runs_dir=folder, profile=profile) for c in configs]
     records = [api.run_training_job(job, store=store, quiet=quiet) for job in jobs]
     emit(summary_table(records), fmt)
     failed = [r for r in records if r.status != "completed"]
