@@ -74,6 +74,10 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
         assert t[key] > 0, key
     assert t["steps"] == 8 and t["steady_steps"] == 7 and t["peak_rss_bytes"] > 0
     assert t["train_s"] < t["wall_total_s"]  # evaluation and start-up are not training time
+    # where the step goes: taken once, three steps in, in a phase of its own (not training time)
+    b = t["step_breakdown"]
+    assert b["after_step"] == 3 and b["batch_size"] == 32 and b["step_ms"] > 0 and b["method"]
+    assert t["profile_s"] > 0 and "top_operations" not in t
     assert run.dataset_provenance["official"] and run.dataset_provenance["verified"]
     assert run.environment["framework"]["name"] == framework
     with np.load(BREAST) as data:  # the training split's class sizes, for the report's majority baseline
@@ -114,6 +118,23 @@ def test_train_then_evaluate_and_predict(home, tmp_path, framework):
     for row in rows:
         assert set(row["probabilities"]) == {"malignant", "normal, benign"}
         assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.torch
+def test_a_profiled_run_lists_its_costliest_operations_and_changes_no_result(home, tmp_path):
+    args = ("train", "-q", "-f", "torch", "-m", "simple_cnn", "-e", "1", *SMALL, "--set",
+            "recipe.evaluate_train=false")  # fmt: skip
+    plain = medbench(*args, "-o", str(tmp_path / "plain"))
+    profiled = medbench(*args, "-o", str(tmp_path / "profiled"), "--profile")
+    assert plain.returncode == profiled.returncode == 0, profiled.stderr[-2000:]
+    runs = {Path(r.checkpoint_path).parent.name: r for r in ResultsStore(home / "results.sqlite").list_runs()}
+    assert runs["plain"].config_hash == runs["profiled"].config_hash  # one trial: no part of the config
+    for key in ("first_losses", "test_acc", "test_auc", "val_auc"):
+        assert runs["profiled"].metrics[key] == runs["plain"].metrics[key], key
+    top = json.loads((Path(runs["profiled"].checkpoint_path) / "profile.json").read_text())
+    assert top == runs["profiled"].timings["top_operations"] and top["framework"] == "torch"
+    assert 1 <= len(top["operations"]) <= 10 and top["profiler"].startswith("torch.profiler")
+    assert not (Path(runs["plain"].checkpoint_path) / "profile.json").exists()
 
 
 @pytest.mark.torch

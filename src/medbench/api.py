@@ -78,6 +78,7 @@ def train(
     store: str | os.PathLike | None = None,
     runs_dir: str | os.PathLike | None = None,
     quiet: bool = True,
+    profile: bool = False,
     **fields: Any,
 ):
     """Trains one model in a fresh worker process, stores the result and returns its row.
@@ -88,6 +89,8 @@ def train(
         store: the results database (default ``$MEDBENCH_HOME/results.sqlite``).
         runs_dir: where the run folder (checkpoint, history) is created (default ``$MEDBENCH_HOME/runs``).
         quiet: True writes the worker's progress to a log in its run folder instead of the terminal.
+        profile: also list the framework profiler's ten costliest operations of a step (``profile.json`` in
+            the run folder; it changes no result).
         **fields: ``framework``, ``model``, ``dataset``, ``size``, ``epochs``, ``seed`` ... (:data:`TRAIN_FIELDS`).
 
     Returns:
@@ -98,12 +101,18 @@ def train(
         medbench.errors.MedbenchError: an invalid config, a data file that is missing or another
             dataset's, a runs folder that cannot be written: refused before any row or folder exists.
     """
-    (job,) = train_jobs([make_config(config, overrides=overrides, **fields)], runs_dir=runs_dir)
+    (job,) = train_jobs(
+        [make_config(config, overrides=overrides, **fields)], runs_dir=runs_dir, profile=profile
+    )
     return run_training_job(job, store=store, quiet=quiet)
 
 
 def train_jobs(
-    configs: Iterable[RunConfig], *, runs_dir: str | os.PathLike | None = None, option: str = "runs_dir"
+    configs: Iterable[RunConfig],
+    *,
+    runs_dir: str | os.PathLike | None = None,
+    option: str = "runs_dir",
+    profile: bool = False,
 ) -> list[dict[str, Any]]:
     """One worker job per config, for :func:`run_training_job`; every config and the runs folder checked first.
 
@@ -111,6 +120,7 @@ def train_jobs(
         configs: validated run configs (:func:`make_config`), e.g. one per seed.
         runs_dir: where the run folders are created (default ``$MEDBENCH_HOME/runs``).
         option: how the caller names ``runs_dir`` in the error of a folder that cannot be written.
+        profile: the jobs also write the framework profiler's costliest operations (see :func:`train`).
 
     Raises:
         medbench.errors.MedbenchError: a data file that is missing or another dataset's, a runs folder that
@@ -124,7 +134,7 @@ def train_jobs(
     for config in configs:
         check_train_config(config)
     folder = check_writable_folder(Path(runs_dir) if runs_dir else default_runs_dir(), option=option)
-    return [train_job(config, runs_dir=folder) for config in configs]
+    return [train_job(config, runs_dir=folder, profile=profile) for config in configs]
 
 
 def run_training_job(job: dict[str, Any], *, store: str | os.PathLike | None = None, quiet: bool = True):
@@ -316,6 +326,7 @@ def run_experiment(
     on_event: Callable[[str, str, Any], None] | None = None,
     echo: Callable[[str], None] | None = None,
     lease_timeout: float | None = None,
+    profile: bool = False,
 ) -> ExperimentResult:
     """Runs an experiment grid: every trial in a fresh process (finished ones skipped), then its benchmark.
 
@@ -333,6 +344,8 @@ def run_experiment(
         echo: receives the benchmark's progress lines.
         lease_timeout: seconds without a heartbeat after which another host's claim on a trial is
             reclaimed (default ``$MEDBENCH_LEASE_TIMEOUT``, else 120).
+        profile: the trials that run also list their framework profiler's costliest operations (finished
+            trials are skipped as always: profiling changes no result, so it is no new trial).
 
     Returns:
         An :class:`ExperimentResult`; read the comparison with :func:`medbench.orchestration.runs.comparison_rows`.
@@ -374,6 +387,7 @@ def run_experiment(
         on_event=record,
         completed_since=plan.completed_since,
         stale_after_s=stale_after_s,
+        profile=profile,
     )
     if bench and spec.measure.bench is not None:
         run_bench(spec, results, rerun=rerun, echo=echo or (lambda line: None))

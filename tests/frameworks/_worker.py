@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -437,3 +438,45 @@ def _compiled(trainer) -> str:
     if hasattr(inner, "experimental_get_compiler_ir"):  # a tf.function
         return "xla" if getattr(inner, "_jit_compile", None) else "tf.function"
     return "eager"
+
+
+def task_profile(fw, task, arrays, out):
+    """A trainer profiled between its steps (step breakdown, top operations) and its twin, not profiled,
+    take the same steps from the same start, with shared masks and with the framework's own dropout: their
+    losses and weights, compared bit for bit in the test, say whether profiling changed anything."""
+    from medbench.config import OptimizerConfig
+    from medbench.data.noise import NoiseStream
+    from medbench.frameworks.families import resolve_model
+    from medbench.frameworks.noise import noise_sites
+
+    images, labels = arrays["images"], arrays["labels"]
+    build = task["build"]
+    family, options = resolve_model(build["model"], build.get("options", {}))
+    stream = NoiseStream(noise_sites(family, options, image_size=build["image_size"]), seed=0)
+    res = {}
+    for noise in ("shared", "native"):
+        for twin in ("profiled", "plain"):
+            _reset_global_generators()  # torch's dropout (and Keras' on torch) draws from the global one
+            model = _build(fw, task)
+            trainer = fw.create_trainer(model, optimizer=OptimizerConfig(name="adam", lr=1e-2))
+            losses = []
+            for step in range(3):
+                masks = stream.masks(0, step, len(images)) if noise == "shared" else None
+                if step == 1 and twin == "profiled":
+                    res[f"{noise}/breakdown"] = fw.step_breakdown(
+                        trainer, images, labels, lr=1e-2, noise=masks
+                    )
+                    res[f"{noise}/top"] = fw.top_operations(
+                        trainer, images, labels, lr=1e-2, noise=masks, steps=2
+                    )
+                losses.append(trainer.train_step(images, labels, lr=1e-2, noise=masks).loss)
+            res[f"{noise}/{twin}/losses"] = losses
+            _save_state(out, f"{noise}/{twin}/", fw.state_dict(trainer.model))
+    return res
+
+
+def _reset_global_generators() -> None:
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(0)

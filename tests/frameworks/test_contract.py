@@ -67,6 +67,25 @@ def test_each_backend_exports_each_contract_function_with_its_parameters(package
     assert required_kw <= set(keyword), f"{package}.{module}.{function} requires {required_kw - set(keyword)}"
 
 
+@pytest.mark.parametrize(("package", "module", "function"), CASES, ids=lambda v: str(v))
+def test_each_backend_keeps_the_contracts_defaults(package, module, function):
+    """A default the contract gives (``repeats=3`` of a step breakdown, ``top=10`` operations) is the same in
+    every back-end, so the frameworks are measured alike when the caller leaves it out."""
+    found = _defined(package, module)[function]
+    wanted = inspect.signature(getattr(CONTRACT[module], function)).parameters
+    args = found.args
+    given = dict(
+        zip([a.arg for a in args.args[len(args.args) - len(args.defaults) :]], args.defaults, strict=True)
+    )
+    given.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None})
+    for name, parameter in wanted.items():
+        if parameter.default is parameter.empty or name not in given:
+            continue
+        assert ast.literal_eval(given[name]) == parameter.default, (
+            f"{package}.{module}.{function}({name}=...)"
+        )
+
+
 def test_the_contract_is_every_module_the_backend_object_loads():
     backend = Backend("torch", "torch")
     with pytest.raises(ValueError, match="not a module of the back-end contract"):

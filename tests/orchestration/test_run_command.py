@@ -106,6 +106,25 @@ def test_grid_through_a_real_local_ray_cluster(tmp_path):
     assert len({r.pid for r in runs}) == 2 and os.getpid() not in {r.pid for r in runs}
 
 
+@pytest.mark.torch
+def test_a_profiled_grid_puts_each_trials_costliest_operations_in_the_report(tmp_path):
+    exp = tmp_path / "grid.toml"
+    exp.write_text(GRID.format(name="profiled", datasets='["breastmnist"]'))
+    data = f"breastmnist={SHARED / 'breastmnist.npz'}"
+    args = ["run", str(exp), "--data-file", data, "--report", str(tmp_path / "report")]
+    result = medbench(*args, "--profile", home=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runs = ResultsStore(tmp_path / "results.sqlite").list_runs(experiment="profiled")
+    assert len(runs) == 2 and all(len(r.timings["top_operations"]["operations"]) == 10 for r in runs)
+    assert all((Path(r.checkpoint_path) / "profile.json").exists() for r in runs)
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert (
+        "## Where the time goes" in page and "| torch (threads=1): torch.profiler (self CPU time) |" in page
+    )
+    again = medbench(*args, "--profile", home=tmp_path)  # profiling makes no new trial: both are done
+    assert again.returncode == 0 and "2 already done" in again.stdout
+
+
 def test_dry_run_lists_trials_without_running(tmp_path):
     exp = tmp_path / "grid.toml"
     exp.write_text(GRID.format(name="dry", datasets='["breastmnist"]'))

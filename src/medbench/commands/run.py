@@ -16,6 +16,7 @@ from medbench import interrupt
 from medbench.commands.app import STORE_HELP, app, console
 from medbench.commands.config_input import parse_override
 from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note, plain
+from medbench.commands.train import PROFILE_HELP
 from medbench.errors import ConfigError
 
 
@@ -234,6 +235,13 @@ def run_command(
     margin: Annotated[
         float, typer.Option("--margin", help="Equivalence margin of the verdicts, in percentage points.")
     ] = 1.0,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help=PROFILE_HELP + " Finished trials are skipped as always (add --rerun to profile them).",
+        ),
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Run an experiment grid (each trial in a fresh process; finished trials are skipped) and report.
@@ -309,6 +317,7 @@ def run_command(
             bench=False,
             on_event=display.on_event,
             lease_timeout=stale_after_s,
+            profile=profile,
         )
     if not live:
         note("", fmt)

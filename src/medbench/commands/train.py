@@ -13,6 +13,11 @@ from medbench.commands.output import Column, FormatOption, OutputFormat, OutputT
 from medbench.config import RecipeConfig
 from medbench.errors import ConfigError
 
+PROFILE_HELP = (
+    "Also list the ten costliest operations of a training step by the framework's own profiler "
+    "(profile.json in the run folder, and the report's profile section). Every run records where its step "
+    "goes (data, host-to-device, forward, backward, optimizer); this adds the operations. Changes no result."
+)
 _RECIPE = RecipeConfig()
 _OPT = _RECIPE.optimizer
 # What --augment turns on; its help text names the same three.
@@ -208,6 +213,7 @@ def train_command(
             "--quiet", "-q", help="No progress: the worker's output goes to a log in its run folder."
         ),
     ] = False,
+    profile: Annotated[bool, typer.Option("--profile", help=PROFILE_HELP)] = False,
 ) -> None:
     """Train a model with the official MedMNIST recipe (or yours); each run in a fresh process, stored.
 
@@ -229,7 +235,7 @@ def train_command(
         if job is None:  # already completed: nothing to do
             _say_completed(record, resume, fmt)
             return
-        jobs = [job]
+        jobs = [{**job, "profile": profile}]
     else:
         flags = {
             "framework": framework,
@@ -267,7 +273,9 @@ def train_command(
         raw = build_config(load_config_file(config_file) if config_file else {}, flags, overrides or [])
         _require_dataset(raw)
         configs = [api.make_config(raw, seed=s) for s in (seeds or [raw.get("seed", 0)])]
-        jobs = api.train_jobs(configs, runs_dir=output, option="--output (or $MEDBENCH_HOME)")
+        jobs = api.train_jobs(
+            configs, runs_dir=output, option="--output (or $MEDBENCH_HOME)", profile=profile
+        )
     records = [api.run_training_job(job, store=store, quiet=quiet) for job in jobs]
     emit(summary_table(records), fmt)
     _say_failures(records, fmt)

@@ -176,6 +176,22 @@ class ProfileModule(Protocol):
     def flops_per_image(self, model: Any, *, image_size: int, in_channels: int) -> int:
         """Forward FLOPs of one image, as :mod:`medbench.frameworks.flops` defines them (2 x MACs)."""
 
+    def step_breakdown(
+        self, trainer: Trainer, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None,
+        noise: Mapping[str, np.ndarray] | None = None, repeats: int = 3,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The trainer's step on this batch split into host-to-device, forward, backward and optimizer
+        milliseconds (:func:`medbench.frameworks.profiling.breakdown`), measured the framework's own way
+        and saying how (``method``). The trainer's weights, optimizer state and random streams are as
+        they were before the call: the run's results do not change."""
+
+    def top_operations(
+        self, trainer: Trainer, images: np.ndarray, labels: np.ndarray, *, lr: float | None = None,
+        noise: Mapping[str, np.ndarray] | None = None, steps: int = 3, top: int = 10,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The ``top`` costliest operations of ``steps`` training steps by the framework's own profiler
+        (:func:`medbench.frameworks.profiling.top_table`); the trainer's state as it was before."""
+
 
 class LayersModule(Protocol):
     def tag_noise_sites(self, model: Any) -> dict[str, float]:
@@ -315,6 +331,16 @@ class Backend:
         return self.module("kernels").kernel_rates(
             a=a, b=b, conv_shape=conv_shape, threads=threads, device=device, rate=rate
         )
+
+    def step_breakdown(self, trainer: Trainer, images: np.ndarray, labels: np.ndarray, **options: Any):
+        """Where the trainer's step on this batch goes: host-to-device, forward, backward, optimizer (ms);
+        see :class:`ProfileModule`. Leaves the trainer as it was."""
+        return self.module("profile").step_breakdown(trainer, images, labels, **options)
+
+    def top_operations(self, trainer: Trainer, images: np.ndarray, labels: np.ndarray, **options: Any):
+        """The costliest operations of a few training steps by the framework's own profiler; see
+        :class:`ProfileModule`. Leaves the trainer as it was."""
+        return self.module("profile").top_operations(trainer, images, labels, **options)
 
     def noise_layers(self, model: Any) -> dict[str, float]:
         """PyTorch path -> drop probability of every layer of ``model`` that draws noise (``p > 0``), each

@@ -37,9 +37,11 @@ def train_job(
     run_dir: Path | None = None,
     resume: bool = False,
     run_id: str | None = None,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """A training job; ``run_dir`` (for ``--resume``, with the run's own ``run_id``) defaults to a new
-    folder under ``runs_dir``."""
+    folder under ``runs_dir``. ``profile``: also list the framework profiler's costliest operations (a run
+    option, not config: it changes no result, see :mod:`medbench.training.profiling`)."""
     run_id = run_id or str(uuid.uuid4())
     return {
         "kind": "train",
@@ -48,5 +50,6 @@ def train_job(
         "run_dir": str(run_dir or runs_dir / run_folder_name(config, run_id)),
         "experiment": experiment,
         "resume": resume,
+        "profile": profile,
         "start": start_columns(config, experiment=experiment),
     }

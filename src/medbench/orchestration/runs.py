@@ -74,17 +74,19 @@ def run_experiment(
     on_event: Callable,
     completed_since: str | None = None,
     stale_after_s: float | None = None,
+    profile: bool = False,
 ) -> None:
     """Runs the trials not in ``done`` through the executor, which claims each in the store first (so
     processes sharing the store run each trial once); ``completed_since`` and ``stale_after_s``: see
-    :meth:`medbench.orchestration.executors.LocalExecutor.run`."""
+    :meth:`medbench.orchestration.executors.LocalExecutor.run`; ``profile``: see
+    :func:`medbench.orchestration.jobs.train_job`."""
     from medbench.orchestration.executors import Task, make_executor
     from medbench.orchestration.jobs import train_job
 
     tasks = [
         Task(
             key=t.key,
-            job=train_job(t.config, runs_dir=runs_root / spec.name, experiment=spec.name),
+            job=train_job(t.config, runs_dir=runs_root / spec.name, experiment=spec.name, profile=profile),
             cpus=spec.resources.cpus,
             gpus=spec.resources.gpus,
             timeout_s=spec.resources.timeout_s,

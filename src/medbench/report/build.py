@@ -22,6 +22,7 @@ from medbench.report.datasets import dataset_section
 from medbench.report.document import Document, Note, Section
 from medbench.report.formatting import FigureNames
 from medbench.report.glance import glance_notes, glance_table, header_facts, how_to_read
+from medbench.report.profiles import profile_section
 from medbench.report.references import (
     Reference,
     load_references,
@@ -72,6 +73,8 @@ def build_document(
     bench = bench_section(runs, names)
     if bench is not None:
         sections.append(bench)
+    profile = profile_section(runs)
+    sections += [profile] if profile is not None else []
     sections += [failures_section(runs), environment_section(runs), references_section(datasets, references)]
     facts = header_facts(runs, store_path=str(store_path), filters=filters, generated_at=generated_at)
     return Document("medbench report: PyTorch vs JAX vs Keras on MedMNIST", facts, sections)

@@ -28,6 +28,7 @@ def run_training_job(job: dict[str, Any]) -> int:
             experiment=job.get("experiment"),
             resume=job.get("resume", False),
             quiet=quiet,
+            profile=bool(job.get("profile", False)),
         )
         return 0
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from medbench.training.inputs import (
     model_inputs,
     normalization_for,
 )
+from medbench.training.profiling import StepProfiler
 from medbench.training.run_folder import (
     BEST_WEIGHTS,
     PROGRESS_FILE,
@@ -57,6 +58,7 @@ class RunState:
     steps_per_epoch: int
     start: dict[str, Any]  # how the weights were initialised (shared draw, native, checkpoint)
     init_record: dict[str, Any] | None  # pretrained or init_weights loaded over them
+    profiler: StepProfiler  # where a step's time goes, taken once a few steps in
 
 
 def train(
@@ -68,8 +70,13 @@ def train(
     experiment: str | None = None,
     resume: bool = False,
     quiet: bool = False,
+    profile: bool = False,
 ) -> str:
-    """Trains ``config`` in this process, records it in ``store``, and returns the run id."""
+    """Trains ``config`` in this process, records it in ``store``, and returns the run id.
+
+    ``profile``: also list the framework profiler's costliest operations of a step (``profile.json`` in
+    ``run_dir``); it changes no result, so it is no part of the config (nor of its hash).
+    """
     from medbench.timing import Chrono
 
     chrono = Chrono()
@@ -80,7 +87,9 @@ def train(
     run_id = open_row(store, config, run_id=run_id or progress.run_id, experiment=experiment, resume=resume)
     progress.run_id = run_id
     try:
-        state = create_run_state(config, run_dir=run_dir, progress=progress, chrono=chrono, store=store)
+        state = create_run_state(
+            config, run_dir=run_dir, progress=progress, chrono=chrono, store=store, profile=profile
+        )
         train_epochs(state, quiet=quiet)
         with chrono.phase("final_evaluation"):
             state.fw.load_weights(state.trainer.model, best_weights_path(run_dir))
@@ -136,7 +145,9 @@ def open_row(store, config: RunConfig, *, run_id: str | None, experiment: str | 
 # ---- creating the run state ---------------------------------------------------------------------------------
 
 
-def create_run_state(config: RunConfig, *, run_dir: Path, progress: Progress, chrono, store) -> RunState:
+def create_run_state(
+    config: RunConfig, *, run_dir: Path, progress: Progress, chrono, store, profile: bool = False
+) -> RunState:
     """The framework configured, the data and batches, the model and its trainer (restored when resuming),
     the schedule; each phase timed apart, the environment recorded in the run's row."""
     from medbench.environment import capture_environment
@@ -188,6 +199,7 @@ def create_run_state(config: RunConfig, *, run_dir: Path, progress: Progress, ch
         steps_per_epoch=steps_per_epoch,
         start=start,
         init_record=init_record,
+        profiler=StepProfiler(fw, run_dir=run_dir, top_operations=profile),
     )
 
 
@@ -260,13 +272,17 @@ def train_epoch(state: RunState, epoch: int, *, on_step) -> list[float]:
     """The training steps of one epoch (the learning rate of each from the schedule); returns their losses."""
     config, progress, trainer = state.config, state.progress, state.trainer
     losses = []
-    for i, (images, labels) in enumerate(state.train_batches.epoch(epoch)):
+    for i, (images, labels) in enumerate(state.profiler.batches(state.train_batches.epoch(epoch))):
         if i >= state.steps_per_epoch:
             break
         # shared noise: a pure function of (seed, epoch, step), drawn outside the timed step
         masks = None if state.noise is None else state.noise.masks(epoch, i, len(images))
+        lr = state.schedule(progress.step)
         with state.chrono.step(len(images)):
-            result = trainer.train_step(images, labels, lr=state.schedule(progress.step), noise=masks)
+            result = trainer.train_step(images, labels, lr=lr, noise=masks)
+        if state.profiler.due(i, state.steps_per_epoch):
+            with state.chrono.phase("profile"):
+                state.profiler.take(trainer, images, labels, lr=lr, noise=masks, step=progress.step + 1)
         if not math.isfinite(result.loss):
             raise TrainingDiverged(
                 f"Training diverged: the loss is {result.loss} at epoch {epoch + 1}, step {i + 1}.",
@@ -326,6 +342,7 @@ def record_result(state: RunState, *, store, metrics: dict[str, Any]) -> None:
     }
     metrics["finetune"] = {**state.tuning.describe(0), "init_weights": state.init_record}
     timings = {**state.chrono.summary(), **_per_epoch(progress), **memory_usage(state.fw.gpu_peak())}
+    timings.update(state.profiler.timings())
     store.finish_run(progress.run_id, metrics=metrics, timings=timings, checkpoint_path=str(state.run_dir))
 
 

@@ -22,7 +22,14 @@ import numpy as np
 from flax import nnx
 
 from medbench.frameworks import efficientnet_spec as spec
-from medbench.frameworks.jax.layers import Activation, BatchNorm, Dropout, Sequential, mlp_head
+from medbench.frameworks.jax.layers import (
+    Activation,
+    BatchNorm,
+    Dropout,
+    Sequential,
+    conv_general_dilated,
+    mlp_head,
+)
 
 
 def _normal(std: float) -> nnx.Initializer:
@@ -73,6 +80,7 @@ def _conv(
         kernel_init=_normal(spec.conv_init_std(c_out, kernel)),
         bias_init=nnx.initializers.zeros_init(),
         dtype=dtype,
+        conv_general_dilated=conv_general_dilated,  # small maps as matrix products, if chosen
         rngs=rngs,
     )
 

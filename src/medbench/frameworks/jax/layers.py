@@ -11,6 +11,10 @@
   uniform)`` = ``U(+-1/sqrt(fan_in))`` and the same bound for its bias.
 
 Dtypes: parameters are float32 (``param_dtype``); ``dtype`` is the compute dtype (None = float32).
+
+:func:`set_small_map_conv` chooses how convolutions on tiny feature maps and max-pooling are computed:
+``"xla"`` (the default) hands them to XLA as they are; ``"matmul"`` uses the formulations of
+:mod:`medbench.frameworks.jax.small_map` that avoid XLA:CPU's slow kernels, with the same math.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medbench.errors import ConfigError
 from medbench.frameworks.families import HeadConfig
+from medbench.frameworks.jax import small_map
 from medbench.frameworks.noise import current_mask
 
 BN_EPS = 1e-5
@@ -29,6 +35,68 @@ BN_MOMENTUM = 0.9  # Flax's convention: new = m * old + (1 - m) * batch; PyTorch
 
 conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 linear_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+# ---- small-map convolutions and max-pooling: XLA's kernels or matrix products ---------------------------
+SMALL_MAP_CONV = ("xla", "matmul")
+# A convolution whose output has at most this many positions per image is a matrix product under "matmul":
+# XLA:CPU is slow on 2x2 outputs (layer4 at 64 px, and the stride-2 convolution that makes them) and fast
+# from 4x4 up, where the patch matrix would only cost memory.
+SMALL_MAP_POSITIONS = 4
+_NHWC = jax.lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))
+_formulation = {"small_map_conv": "xla"}  # the process's choice, set once by the runtime (a setting)
+
+
+def set_small_map_conv(value: str) -> None:
+    """How models built or traced from now on compute small-map convolutions and max-pooling.
+
+    ``"xla"``: ``lax.conv_general_dilated`` and ``reduce_window`` as always. ``"matmul"``: a convolution
+    whose output map has at most :data:`SMALL_MAP_POSITIONS` positions is one ``dot_general`` over its
+    patches (:func:`~medbench.frameworks.jax.small_map.conv_as_matmul`), and max-pooling is a maximum over
+    shifted slices with a first-maximum gradient (:func:`~medbench.frameworks.jax.small_map.max_pool_taps`).
+    The choice is read when a step is traced: set it before the first step (``runtime.configure`` does).
+
+    Raises:
+        ConfigError: ``value`` is not one of :data:`SMALL_MAP_CONV`.
+    """
+    if value not in SMALL_MAP_CONV:
+        raise ConfigError(
+            f"small_map_conv must be one of {', '.join(SMALL_MAP_CONV)}, not {value!r}.",
+            "Use 'xla' (XLA's own kernels) or 'matmul' (matrix products on tiny feature maps).",
+        )
+    _formulation["small_map_conv"] = value
+
+
+def small_map_conv() -> str:
+    """The formulation :func:`set_small_map_conv` chose (``"xla"`` unless told otherwise)."""
+    return _formulation["small_map_conv"]
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, precision=None, **options):  # fmt: skip
+    """``lax.conv_general_dilated``, or under ``"matmul"`` the same convolution as a matrix product when its
+    output map is small (and it is a plain NHWC convolution: no dilation, no groups, explicit padding)."""
+    plain = (
+        small_map_conv() == "matmul"
+        and feature_group_count == 1
+        and dimension_numbers == _NHWC
+        and all(d == 1 for d in (*(lhs_dilation or (1, 1)), *(rhs_dilation or (1, 1))))
+        and not isinstance(padding, str)
+        and options.get("out_sharding") is None
+    )
+    if plain:
+        (kh, kw), pads = rhs.shape[:2], tuple(tuple(p) for p in padding)
+        ho = (lhs.shape[1] + sum(pads[0]) - kh) // window_strides[0] + 1
+        wo = (lhs.shape[2] + sum(pads[1]) - kw) // window_strides[1] + 1
+        if ho * wo <= SMALL_MAP_POSITIONS:
+            extra = {k: v for k, v in options.items() if k == "preferred_element_type"}
+            return small_map.conv_as_matmul(
+                lhs, rhs, tuple(window_strides), pads, precision=precision, **extra
+            )
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+        feature_group_count, precision=precision, **options,
+    )  # fmt: skip
 
 
 def uniform_bias_init(fan_in: int):
@@ -65,6 +133,7 @@ def conv2d(
         use_bias=bias,
         kernel_init=conv_init,
         dtype=dtype,
+        conv_general_dilated=conv_general_dilated,
         rngs=rngs,
     )
 
@@ -118,7 +187,9 @@ def batch_norm(num_features: int, *, zero_init: bool = False, dtype: Any = None,
 
 
 def max_pool(x, kernel_size: int, stride: int, padding: int = 0):
-    """Max-pooling padded with -inf (as PyTorch), symmetric."""
+    """Max-pooling padded with -inf (as PyTorch), symmetric; see :func:`set_small_map_conv`."""
+    if small_map_conv() == "matmul":
+        return small_map.max_pool_taps(x, kernel_size, stride, padding)
     pad = ((padding, padding), (padding, padding))
     return nnx.max_pool(x, (kernel_size, kernel_size), strides=(stride, stride), padding=pad)
 

@@ -102,6 +102,15 @@ def _module_name(path: tuple) -> str:
     return ".".join(str(p) for p in path)
 
 
+def _objective(graphdef, loss_fn, groups, frozen, rest, x, y, noise):
+    """The training-mode loss of a batch and the new non-parameter state (batch statistics, RNG)."""
+    # pure arrays in, so merge makes fresh Variables in this trace, where BatchNorm may update them
+    model = nnx.merge(graphdef, *groups.values(), frozen, rest)
+    with shared_masks(noise):
+        loss = loss_fn(model(x), y)
+    return loss, nnx.as_pure(nnx.state(model, nnx.Not(nnx.Param)))
+
+
 def _train_step(graphdef, tx, loss_fn, groups, frozen, rest, opt_states, x, y, lrs, noise):
     """One step over parameter groups (name -> state); ``frozen`` parameters are constants here.
 
@@ -109,11 +118,7 @@ def _train_step(graphdef, tx, loss_fn, groups, frozen, rest, opt_states, x, y, l
     """
 
     def objective(g):
-        # pure arrays in, so merge makes fresh Variables in this trace, where BatchNorm may update them
-        model = nnx.merge(graphdef, *g.values(), frozen, rest)
-        with shared_masks(noise):
-            loss = loss_fn(model(x), y)
-        return loss, nnx.as_pure(nnx.state(model, nnx.Not(nnx.Param)))
+        return _objective(graphdef, loss_fn, g, frozen, rest, x, y, noise)
 
     (loss, rest), grads = jax.value_and_grad(objective, has_aux=True)(groups)
     new_groups, new_states = {}, {}
@@ -174,6 +179,7 @@ class JaxTrainer(Trainer):
         }
         self._scales = {name: scale for name, (_, scale) in members.items()}
         self._plan = plan
+        self._train_def = train_def  # also read by profile.py, which times the step's parts
         step = partial(_train_step, train_def, self._tx, self._loss_fn)
         self._step = jax.jit(step, donate_argnums=(0, 3))
 
