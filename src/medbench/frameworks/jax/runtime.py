@@ -122,20 +122,10 @@ def configure(settings: RuntimeConfig, *, framework: str = "jax") -> tuple[JaxRu
 
 
 def _small_map_conv(value: str) -> dict[str, Any]:
-    """Hands the setting to the JAX layers, where they offer it (the formulation lives there)."""
+    """Hands the setting to the JAX layers, where the formulation lives (read when a step is traced)."""
     from medbench.frameworks.jax import layers
 
-    setter = getattr(layers, "set_small_map_conv", None)
-    if setter is None:
-        # only the default is what this version computes anyway; another value cannot be honoured
-        if value != "xla":
-            raise ConfigError(
-                f"runtime.settings.small_map_conv = {value!r} needs medbench.frameworks.jax.layers."
-                "set_small_map_conv, which this version of medbench does not have.",
-                "Leave small_map_conv at 'xla', or update medbench.",
-            )
-        return {"small_map_conv_applied": False}
-    setter(value)
+    layers.set_small_map_conv(value)
     return {"small_map_conv_applied": True}
 
 
