@@ -34,6 +34,7 @@ def test_the_frameworks_gpu_peak_is_recorded(tmp_path):
     assert run_id == "r1" and folder == str(tmp_path)
     assert timings["gpu_peak_bytes"] == 123_456 and timings["peak_rss_bytes"] > 0
     assert timings["train_s_per_epoch"] == 1.5 and metrics["best_epoch"] == 2
+    assert timings["step_breakdown"] == {"forward_ms": 1.0}  # the step profiler's record is kept
     state.fw = SimpleNamespace(gpu_peak=lambda: None)  # a CPU
     record_result(state, store=store, metrics={})
     assert store.finished[2]["gpu_peak_bytes"] is None
