@@ -26,6 +26,7 @@ def test_the_frameworks_gpu_peak_is_recorded(tmp_path):
         init_record=None,
         chrono=SimpleNamespace(summary=lambda: {"train_s": 3.0}),
         fw=SimpleNamespace(gpu_peak=lambda: lambda: 123_456),
+        profiler=SimpleNamespace(timings=lambda: {"step_breakdown": {"forward_ms": 1.0}}),
         run_dir=tmp_path,
     )
     store = _Store()
