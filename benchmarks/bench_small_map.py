@@ -61,12 +61,12 @@ def _batch(batch: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return rng.standard_normal((batch, size, size, 3), np.float32), rng.integers(0, 9, batch).astype(np.int64)
 
 
-def _trainer(framework: str, size: int, threads: int | None):
+def _trainer(framework: str, size: int, threads: int | None, settings: dict | None = None):
     from medbench.config import OptimizerConfig, RuntimeConfig
     from medbench.frameworks import get_framework
 
     fw = get_framework(framework)
-    fw.configure(RuntimeConfig(threads=threads))
+    fw.configure(RuntimeConfig(threads=threads, settings=settings or {}))  # as runtime.settings in a run
     model = fw.build_model("resnet18", num_classes=9, in_channels=3, image_size=size, seed=0)
     return fw, fw.create_trainer(model, optimizer=OptimizerConfig())
 
@@ -83,13 +83,10 @@ def _timed_steps(fw, trainer, images, labels, steps: int) -> list[float]:
 
 
 def jax_worker(args) -> None:
-    from medbench.frameworks.jax import layers
-
     images, labels = _batch(args.batch, args.size)
     trainers = {}
     for formulation in ("xla", "matmul"):  # each traced (and compiled) under its own choice
-        layers.set_small_map_conv(formulation)
-        fw, trainer = _trainer("jax", args.size, args.threads)
+        fw, trainer = _trainer("jax", args.size, args.threads, {"small_map_conv": formulation})
         _timed_steps(fw, trainer, images, labels, 2)  # compile, then one warm step
         trainers[f"jax {formulation}"] = (fw, trainer)
     _serve(lambda cmd: _jax_command(cmd, trainers, images, labels))
