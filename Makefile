@@ -6,9 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all,dev
 PYTEST_ARGS ?=
-# make test runs the suite on this many processes (pytest-xdist); tests sharing a framework worker or a file
-# stay in one process (tests/conftest.py), so their fixtures are made once. TEST_PROCESSES=0: serially.
-TEST_PROCESSES ?= 2
+# make test runs the suite serially by default; TEST_PROCESSES=2 spreads it over two processes (pytest-xdist),
+# keeping the tests of a framework worker or a file in one process (tests/conftest.py). On two cores that did
+# not save time (framework processes use both cores each) and two Ctrl-C tests once failed under it.
+TEST_PROCESSES ?= 0
 QUICK_ARGS ?=
 # The torchvision layout check needs torchvision, which cannot share a process (or, here, a venv) with
 # tensorflow; it gets a venv of its own.
