@@ -34,6 +34,7 @@ import numpy as np
 
 from medbench.bench.plan import Measurement
 from medbench.config import RunConfig, parse_config
+from medbench.orchestration.jobs import start_columns
 
 KIND = "train_probe"
 Mode = Literal["bare", "loop"]
@@ -102,15 +103,7 @@ def probe_job(
         "steps": steps,
         "flops": flops,
         "fma_peak_flops_per_s": fma_peak_flops_per_s,
-        "start": {
-            "kind": KIND,
-            "config": config.to_dict(),
-            "framework": config.framework,
-            "model": config.model,
-            "dataset": config.data.dataset,
-            "size": config.data.input_size,
-            "seed": config.seed,
-        },
+        "start": start_columns(config, kind=KIND),  # the row the parent writes if the probe dies
     }
 
 
