@@ -11,6 +11,8 @@ medbench's own trainer, each probe in a fresh process.
 2. **Rounds**: ``--rounds`` times over every cell and variant (out of the box, tuned, and the training
    loop itself), frameworks interleaved, so a drift of the machine does not fall on one cell. Ratios to
    PyTorch eager are taken within a round and summarised over rounds (median, min-max).
+   Each probe is written as it ends (``--rows FILE``: one JSON line per probe, with the load average), and
+   the tables are printed after every round, so a run cut short keeps what it measured.
 3. **Harness overhead**: medbench's end-to-end training loop (``loop`` probe: one epoch of ``--loop-steps``
    steps, no evaluation of the train split, validation paused) against the bare loop over the same trainer
    on in-memory batches, out of the box.
@@ -25,6 +27,7 @@ against the FMA peak measured by :func:`medbench.bench.peak.fma_peak`. Run from 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import defaultdict
@@ -110,8 +113,23 @@ def pick_tuned(cells: list[Cell], args, measurement) -> None:
         cell.tuned = result.best_runtime()
 
 
+def write_row(path: Path | None, cell: Cell, variant: str, round_no: int, result: ProbeResult) -> None:
+    """One probe as a JSON line, appended and flushed at once (a run cut short keeps every probe it made)."""
+    if path is None:
+        return
+    row = {
+        "framework": cell.framework, "model": cell.model, "size": cell.size, "variant": variant,
+        "round": round_no, "runtime": cell.tuned if variant == "tuned" else {}, "status": result.status,
+        "images_per_s": result.images_per_s, "reason": result.reason, "load": _load(),
+        "flops_per_image": result.metrics.get("flops_per_image"),
+    }  # fmt: skip
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+
+
 def run_rounds(cells: list[Cell], args, measurement, peak: float | None) -> None:
-    """``args.rounds`` passes over every (cell, variant), frameworks interleaved within each pass."""
+    """``args.rounds`` passes over every (cell, variant), frameworks interleaved within each pass; the
+    tables so far after each pass but the last (human format only: machine formats get one document)."""
     order = sorted(cells, key=lambda c: (c.model, c.size, FRAMEWORKS.index(c.framework)))
     for r in range(args.rounds):
         for variant in VARIANTS:
@@ -128,9 +146,17 @@ def run_rounds(cells: list[Cell], args, measurement, peak: float | None) -> None
                     timeout_s=args.timeout,
                 )  # fmt: skip
                 cell.results[variant].append(result)
+                write_row(args.rows, cell, variant, r + 1, result)
                 rate = f"{result.images_per_s:,.0f} img/s" if result.ok else f"failed: {result.reason}"
                 where = f"{cell.framework} {cell.model} {cell.size}px {variant}"
                 say(f"  round {r + 1}/{args.rounds} {where}: {rate}")
+        if r + 1 < args.rounds and args.format == "table":
+            say(f"after round {r + 1} of {args.rounds}:")
+            emit(result_tables(cells, args, peak), args.format)
+
+
+def result_tables(cells: list[Cell], args, peak: float | None) -> list[OutputTable]:
+    return [speed_table(cells, peak)] + ([] if args.no_harness else [overhead_table(cells)])
 
 
 def _summary(values: list[float | None]) -> RepeatSummary | None:
@@ -244,6 +270,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--loop-steps", type=int, default=50, help="steps of the training-loop probe")
     parser.add_argument("--no-peak", action="store_true", help="skip measuring the FMA peak")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a probe is killed")
+    parser.add_argument("--rows", type=Path, help="append each probe to this file as a JSON line")
     parser.add_argument("--format", default="table", choices=[f.value for f in OutputFormat])
     return parser.parse_args(argv)
 
@@ -265,8 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_tune:
         pick_tuned(cells, args, measurement)
     run_rounds(cells, args, measurement, peak)
-    tables = [speed_table(cells, peak)] + ([] if args.no_harness else [overhead_table(cells)])
-    emit(tables, args.format)
+    emit(result_tables(cells, args, peak), args.format)
     for cell in cells:
         if cell.tuned:
             say(f"tuned {cell.framework} {cell.model} {cell.size}px: {cell.tuned}")

@@ -86,3 +86,17 @@ def test_no_tune_and_no_harness_measure_out_of_the_box_only(run):
     code, out, calls = run("--rounds", "1", "--no-tune", "--no-harness")
     assert code == 0 and calls == [("torch", "bare", None), ("jax", "bare", None)]
     assert "overhead" not in out
+
+
+def test_each_probe_is_written_as_it_ends_and_tables_follow_each_round(run, tmp_path):
+    """A run cut short keeps what it measured: every probe a JSON line in --rows, the tables every round."""
+    rows = tmp_path / "rows.jsonl"
+    code, out, calls = run("--rounds", "2", "--rows", str(rows), "--format", "table")
+    assert code == 0
+    lines = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert len(lines) == len(calls) == 10
+    assert [(r["framework"], r["variant"], r["round"]) for r in lines[:3]] == [
+        ("torch", "out of the box", 1), ("jax", "out of the box", 1), ("torch", "tuned", 1),
+    ]  # fmt: skip
+    assert lines[2]["runtime"] == {"compile": True} and lines[0]["images_per_s"] > 0 and lines[0]["load"]
+    assert out.count("training img/s: median") == 2  # after round 1 of 2, and the final tables
