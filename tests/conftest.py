@@ -7,6 +7,7 @@ TensorFlow, PyTorch and JAX (framework code runs in subprocesses, see ``tests/fr
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -66,3 +67,18 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     """medbench's cache (unpacked members, hash sidecars) goes to a folder of the test session, not the
     user's ``~/.cache/medbench``; child processes inherit it. A test may set its own."""
     monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "medbench-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One persistent XLA compilation cache for the session's JAX and Keras-on-JAX children: the suite
+    compiles the same small programs (simple_cnn's steps at 28 px, batch 32) in dozens of fresh processes,
+    and a cache hit halves such a child's time. It starts empty with each session, so a test still sees a
+    first compilation, and it is the tests' choice only: medbench never sets it, since compile time is one of
+    the things it measures. A user's own ``JAX_COMPILATION_CACHE_DIR`` is left alone."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+            patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax-cache"))
+            # every program, however quick to compile (JAX caches only those over 1 s by default)
+            patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        yield
