@@ -116,7 +116,8 @@ def _train_tasks(*, reference: bool) -> list[dict]:
     tasks = []
     for tid, c in TRAIN_CASES.items():
         step = {"images": f"x/{tid}", "labels": f"y/{tid}", "lr": 0.0}
-        task = {"id": tid, "kind": "train", "build": c.build(), "optimizer": {"name": "sgd", "lr": 0.0}}
+        # lr = 0 comes with each step: a config's own lr must be positive (OptimizerConfig refuses 0)
+        task = {"id": tid, "kind": "train", "build": c.build(), "optimizer": {"name": "sgd", "lr": 1.0}}
         task["steps"] = [step, step]
         task.update({"calibrate": f"calib/{tid}"} if reference else {"weights": f"w/{tid}/"})
         tasks.append(task)
