@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from medbench.frameworks import describe
+from medbench.frameworks import FRAMEWORKS, describe
 from tests.commands.helpers import medbench
 
 
@@ -18,7 +18,7 @@ def test_models_reads_the_cache_and_starts_no_framework(tmp_path, monkeypatch):
             "flops": 5e6,
             "versions": {fw: "x"},
         }
-        for i, fw in enumerate(("torch", "jax", "keras"))
+        for i, fw in enumerate(FRAMEWORKS)  # every one the table lists, or it measures the rest
     }
     describe._write_cache(describe.cache_path(), seeded)
     result = medbench("models", "-m", "simple_cnn", "--format", "json", home=tmp_path)
@@ -30,6 +30,7 @@ def test_models_reads_the_cache_and_starts_no_framework(tmp_path, monkeypatch):
     assert raw["jax"]["cached"] == ["simple_cnn"] and raw["jax"]["versions"] == {"jax": "x"}
     table = medbench("models", "-m", "simple_cnn", home=tmp_path).stdout
     assert "1,234" in table and "A red value differs between frameworks" in table
+    assert describe._read_cache(describe.cache_path()) == seeded  # nothing was measured and added
 
 
 def test_the_key_changes_with_the_input_and_the_code(tmp_path, monkeypatch):
