@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,10 @@ def data_file(tmp_path_factory) -> Path:
 def medbench(*args: str, home: Path, fault: str | None = None) -> subprocess.CompletedProcess:
     hooks = home.parent / "hooks"
     hooks.mkdir(exist_ok=True)
-    (hooks / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
+    # written whole and renamed into place: two runs start side by side, and neither may see half a file
+    staged = hooks / f"sitecustomize.{threading.get_ident()}.tmp"
+    staged.write_text(textwrap.dedent(SITECUSTOMIZE))
+    staged.replace(hooks / "sitecustomize.py")
     env = {
         **os.environ,
         "MEDBENCH_HOME": str(home),
@@ -125,13 +130,14 @@ def interrupt_and_resume(
     framework: str, data_file: Path, tmp_path: Path, signal_name: str, *extra: str
 ) -> None:
     reference_home, home = tmp_path / "reference", tmp_path / "interrupted"
-    reference = medbench(*train_args(framework, data_file, *extra), home=reference_home)
+    args = train_args(framework, data_file, *extra)
+    # the uninterrupted run and the one that dies are independent single-thread runs: side by side
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reference_done = pool.submit(medbench, *args, home=reference_home)
+        killed = medbench(*args, home=home, fault=f"{signal_name}:{KILL_AT_STEP}")
+        reference = reference_done.result()
     assert reference.returncode == 0, reference.stderr[-3000:]
     (expected,) = rows(reference_home)
-
-    killed = medbench(
-        *train_args(framework, data_file, *extra), home=home, fault=f"{signal_name}:{KILL_AT_STEP}"
-    )
     assert killed.returncode != 0
     (before,) = rows(home)
     assert before.status in ("failed", "interrupted"), before.status

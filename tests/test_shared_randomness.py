@@ -219,12 +219,17 @@ def _env() -> dict[str, str]:
 @pytest.mark.keras_jax
 @pytest.mark.keras_torch
 def test_shared_init_gives_bit_identical_starts_in_every_framework(tmp_path):
-    states = {}
-    for framework in FRAMEWORKS:
-        out = tmp_path / f"{framework}.npz"
-        harness.call(
-            "tests.frameworks._shared_start_worker:main", framework=framework, out=str(out), timeout_s=600
+    # the five children side by side: each is mostly its framework's import and model building
+    outs = {framework: tmp_path / f"{framework}.npz" for framework in FRAMEWORKS}
+    pending = {
+        framework: harness.start(
+            "tests.frameworks._shared_start_worker:main", framework=framework, out=str(out)
         )
+        for framework, out in outs.items()
+    }
+    states = {}
+    for framework, out in outs.items():
+        harness.result(pending[framework], timeout_s=600, what=f"shared start in {framework}")
         with np.load(out) as saved:
             states[framework] = {k: saved[k] for k in saved.files}
     reference = states["torch"]
