@@ -22,7 +22,12 @@ from medbench.results import ResultsStore
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medmnist"
 BREAST = SHARED / "breastmnist.npz"
 SMALL = ["-d", "breastmnist", "--data-file", str(BREAST), "-b", "32", "--max-steps-per-epoch", "4"]
-FRAMEWORKS = [pytest.param(fw, marks=getattr(pytest.mark, fw)) for fw in ("torch", "jax", "keras")]
+# torch in the default suite; JAX and Keras run the same checks in the full one (their own training paths
+# are covered by default through test_shared_randomness and tests/frameworks)
+FRAMEWORKS = [
+    pytest.param("torch", marks=pytest.mark.torch),
+    *(pytest.param(fw, marks=[getattr(pytest.mark, fw), pytest.mark.slow]) for fw in ("jax", "keras")),
+]
 
 pytestmark = pytest.mark.skipif(
     not BREAST.exists(), reason=f"needs the official BreastMNIST file at {BREAST}"

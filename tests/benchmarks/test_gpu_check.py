@@ -37,6 +37,7 @@ def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 @pytest.mark.torch
 @pytest.mark.jax
+@pytest.mark.slow  # every stage of the GPU check, for real: the full suite
 def test_cpu_mode_runs_every_stage_and_writes_both_summaries(tmp_path):
     out = tmp_path / "out"
     done = _run("--cpu", "--frameworks", "torch,jax", "--out", str(out))

@@ -72,6 +72,7 @@ def test_keras_jit_compile_trains_as_graph_mode_and_onednn_switches_off(tmp_path
 
 
 @pytest.mark.keras_jax
+@pytest.mark.slow
 def test_keras_jax_without_jit_trains_as_jitted(tmp_path):
     settings = {"compile": False, "settings": {"xla_flags": "--xla_cpu_use_xnnpack=true"}}
     job, seen, applied = _run("keras-jax", tmp_path, settings, other=True)

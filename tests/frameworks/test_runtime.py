@@ -49,6 +49,7 @@ def test_keras_threads_apply(tmp_path):
 
 
 @pytest.mark.keras_jax
+@pytest.mark.slow  # keras (on TensorFlow) and torch cover the same code by default
 def test_keras_jax_threads_apply(tmp_path):
     """Keras on JAX: medbench's JAX thread settings, the bf16 policy, and no TensorFlow in the process."""
     seen, applied, versions = _run("keras-jax", tmp_path)
@@ -59,6 +60,7 @@ def test_keras_jax_threads_apply(tmp_path):
 
 
 @pytest.mark.keras_torch
+@pytest.mark.slow
 def test_keras_torch_threads_apply(tmp_path):
     seen, applied, versions = _run("keras-torch", tmp_path)
     assert (seen["intra"], seen["inter"]) == (1, 1)
