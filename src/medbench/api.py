@@ -23,7 +23,7 @@ from typing import Any
 from medbench.config import RunConfig, parse_config, set_dotted
 
 # The job-level steps behind train and resume, kept importable from here: the CLI calls them as api.*.
-from medbench.training_jobs import resume_job, run_training_job, train_jobs
+from medbench.training_launch import resume_job, run_training_job, train_jobs
 
 # Keyword shortcuts of :func:`train` -> the config field they set (the CLI's flags use the same paths).
 TRAIN_FIELDS: dict[str, str] = {

@@ -1,5 +1,6 @@
-"""The worker jobs behind :func:`medbench.train` and :func:`medbench.resume`: each one checked before it is
-made, then run in a fresh worker process. The CLI's ``medbench train`` builds and runs them the same way.
+"""Training launched from the parent process: the worker jobs behind :func:`medbench.train` and
+:func:`medbench.resume`, each checked before it is made, then run in a fresh worker process (where
+:mod:`medbench.training.job` takes over). The CLI's ``medbench train`` builds and runs them the same way.
 
 Framework-free like :mod:`medbench.api`, which re-exports these names: the framework is imported only by the
 worker process.
