@@ -41,6 +41,7 @@ from medbench.bench.peak import describe_fma_peak, fma_peak
 from medbench.bench.train_probe import PROBE_MEASUREMENT, QUICK_PROBE, ProbeResult, probe_config, run_probe
 from medbench.bench.tune import run_tune
 from medbench.commands.output import Column, OutputFormat, OutputTable, emit, note
+from medbench.commands.spread_columns import median_cells, median_columns
 from medbench.frameworks import FRAMEWORKS
 from medbench.report.runtime_variant import variant_label
 from medbench.timing import RepeatSummary
@@ -184,12 +185,8 @@ def speed_table(cells: list[Cell], peak: float | None) -> OutputTable:
             Column("size", "int"),
             Column("framework"),
             Column("variant"),
-            Column("img/s", "float", 0, key="images_per_s"),
-            Column("min", "float", 0, key="images_per_s_min"),
-            Column("max", "float", 0, key="images_per_s_max"),
-            Column("x torch eager", "float", 2, key="ratio"),
-            Column("ratio min", "float", 2),
-            Column("ratio max", "float", 2),
+            *median_columns("img/s", "images_per_s", 0),
+            *median_columns("x torch eager", "ratio", 2, spread_prefix="ratio "),
             Column("GFLOP/s", "float", 1, key="effective_gflops_per_s"),
             Column("of FMA peak", "percent", 1, key="fraction_of_fma_peak_pct"),
         ],  # fmt: skip
@@ -209,8 +206,7 @@ def speed_table(cells: list[Cell], peak: float | None) -> OutputTable:
             label = variant_label(cell.framework, cell.tuned) if variant == "tuned" else cell.framework
             table.add_row(
                 cell.model, cell.size, label, variant,
-                *((s.median, s.min, s.max) if s else (None,) * 3),
-                *((ratio.median, ratio.min, ratio.max) if ratio else (None,) * 3),
+                *median_cells(s), *median_cells(ratio),
                 gflops, gflops * 1e9 / peak if gflops and peak else None,
             )  # fmt: skip
     return table
@@ -228,9 +224,7 @@ def overhead_table(cells: list[Cell]) -> OutputTable:
             # the loop's steps alone (its Chrono's steady steps): loop img/s below it is data and bookkeeping
             Column("loop steps img/s", "float", 0, key="loop_steps_images_per_s"),
             Column("bare img/s", "float", 0, key="bare_images_per_s"),
-            Column("loop / bare", "float", 3, key="ratio"),
-            Column("min", "float", 3, key="ratio_min"),
-            Column("max", "float", 3, key="ratio_max"),
+            *median_columns("loop / bare", "ratio", 3),
         ],  # fmt: skip
         key="overhead",
     )
@@ -245,7 +239,7 @@ def overhead_table(cells: list[Cell]) -> OutputTable:
         table.add_row(
             cell.model, cell.size, cell.framework, sl.median if sl else None, steps.median if steps else None,
             sb.median if sb else None,
-            *((ratio.median, ratio.min, ratio.max) if ratio else (None,) * 3),
+            *median_cells(ratio),
         )  # fmt: skip
     return table
 

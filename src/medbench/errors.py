@@ -6,7 +6,9 @@ Every error carries the problem and the fix as separate parts, so the CLI can pr
 
 from __future__ import annotations
 
+import difflib
 import errno
+from collections.abc import Iterable
 
 
 class MedbenchError(Exception):
@@ -115,6 +117,13 @@ _OS_FIXES = {
     errno.EMFILE: "Too many open files: raise the limit (ulimit -n) or run fewer trials at once.",
     errno.ENOMEM: "Close other programs or use a smaller batch size or image size.",
 }
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str:
+    """The start of the fix for an unknown name: ``"Did you mean a, b? "`` with the closest of ``known``, or
+    "" when none is close."""
+    close = difflib.get_close_matches(name, known, n=n)
+    return f"Did you mean {', '.join(close)}? " if close else ""
 
 
 def describe_os_error(err: BaseException) -> str | None:

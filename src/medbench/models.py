@@ -7,14 +7,13 @@ Nothing here imports a framework.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,6 @@ def list_models(pattern: str = "*") -> list[str]:
 def get_model_spec(name: str) -> ModelSpec:
     if name in _MODELS:
         return _MODELS[name]
-    close = difflib.get_close_matches(name, _MODELS, n=3)
-    hint = f"Did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"Unknown model {name!r}.", f"{hint}Known models: {', '.join(_MODELS)}.")
+    raise ConfigError(
+        f"Unknown model {name!r}.", f"{did_you_mean(name, _MODELS)}Known models: {', '.join(_MODELS)}."
+    )

@@ -16,7 +16,6 @@ back-end) and, for ONNX Runtime, in :mod:`medbench.bench.onnx_engines`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, did_you_mean
 
 # the interface an engine implements lives beside the back-ends that implement it
 from medbench.frameworks import REQUIRES
@@ -232,10 +231,9 @@ def get_engine(name: str) -> EngineSpec:
     """
     if name in _ENGINES:
         return _ENGINES[name]
-    close = difflib.get_close_matches(name, _ENGINES, n=3)
-    hint = f"Did you mean {', '.join(close)}? " if close else ""
     raise ConfigError(
-        f"Unknown engine {name!r}.", f"{hint}Known engines: {', '.join(_ENGINES)} (see --list-engines)."
+        f"Unknown engine {name!r}.",
+        f"{did_you_mean(name, _ENGINES)}Known engines: {', '.join(_ENGINES)} (see --list-engines).",
     )
 
 

@@ -10,8 +10,7 @@ import typer
 
 from medbench.commands.app import app
 from medbench.commands.output import Column, FormatOption, OutputFormat, OutputTable, emit, note
-
-SPREAD_COLUMNS = ("q25", "q75", "min", "max")
+from medbench.commands.spread_columns import IQR_AND_RANGE, median_cells, median_columns
 
 
 def tune_table(result) -> OutputTable:
@@ -23,11 +22,7 @@ def tune_table(result) -> OutputTable:
         f"(median of {result.repeats} fresh process(es), IQR, min-max)",
         [
             Column("setting"),
-            Column("img/s", "float", 0, key="images_per_s"),
-            Column("IQR low", "float", 0, key="images_per_s_q25"),
-            Column("IQR high", "float", 0, key="images_per_s_q75"),
-            Column("min", "float", 0, key="images_per_s_min"),
-            Column("max", "float", 0, key="images_per_s_max"),
+            *median_columns("img/s", "images_per_s", 0, IQR_AND_RANGE),
             Column("x out of the box", "float", 2, key="ratio_to_out_of_the_box"),
             Column("best", styles={"best": "green"}),
             Column("status", styles={"ok": "green", "failed": "red"}),
@@ -37,13 +32,10 @@ def tune_table(result) -> OutputTable:
         key="tune",
     )
     for row in result.rows:
-        s = row.summary
-        spread = [getattr(s, k) for k in SPREAD_COLUMNS] if s else [None] * len(SPREAD_COLUMNS)
         overrides = ", ".join(f"{k}={json.dumps(v)}" for k, v in row.candidate.overrides.items()) or None
         table.add_row(
             row.label,
-            s.median if s else None,
-            *spread,
+            *median_cells(row.summary, IQR_AND_RANGE),
             result.ratio(row),
             "best" if row is best else None,
             row.status,

@@ -7,7 +7,6 @@ the data file ``medmnist_v3.json`` beside this module so they can be diffed agai
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from enum import Enum
 from importlib import resources
 from pathlib import Path
 
-from medbench.errors import InvalidSizeError, UnknownDatasetError
+from medbench.errors import InvalidSizeError, UnknownDatasetError, did_you_mean
 
 SIZES: tuple[int, ...] = (28, 64, 128, 224)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -123,11 +122,9 @@ def get_dataset(name: str) -> DatasetInfo:
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
-    close = difflib.get_close_matches(key, _REGISTRY, n=3)
-    hint = f"Did you mean {', '.join(close)}?" if close else ""
     raise UnknownDatasetError(
         f"Unknown dataset {name!r}.",
-        f"{hint} Run `medbench datasets` to list the {len(_REGISTRY)} known datasets.".strip(),
+        f"{did_you_mean(key, _REGISTRY)}Run `medbench datasets` to list the {len(_REGISTRY)} known datasets.",
     )
 
 

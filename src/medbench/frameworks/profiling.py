@@ -35,6 +35,18 @@ def breakdown(samples: Mapping[str, Sequence[float]], *, method: str) -> dict[st
     return out
 
 
+def step_rounds(measure_round: Callable[[], Sequence[float]], repeats: int) -> dict[str, list[float]]:
+    """The ``samples`` of :func:`breakdown`: ``repeats`` rounds of ``measure_round`` (the step's seconds, then
+    each part's of :data:`PARTS`), after a first round that warms up (traces, compiles) and is not kept."""
+    samples: dict[str, list[float]] = {name: [] for name in ("step", *PARTS)}
+    for round_ in range(repeats + 1):
+        values = measure_round()
+        if round_:
+            for name, value in zip(samples, values, strict=True):
+                samples[name].append(value)
+    return samples
+
+
 def timed(fn: Callable[[], Any], sync: Callable[[Any], Any]) -> tuple[float, Any]:
     """Seconds ``fn()`` takes with its result ready (``sync(result)`` blocks until it is), and the result."""
     start = time.perf_counter()

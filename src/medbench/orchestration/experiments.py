@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,13 @@ REFERENCE = SHIPPED_DIR / "reference" / "experiment.toml"
 def shipped_experiments() -> dict[str, Path]:
     """The experiments that come with medbench, by name (the reference file is not among them)."""
     return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
+
+
+def _refuse_unknown(names: Iterable[str], known: Collection[str], what: str) -> None:
+    """A validator's refusal of the ``names`` not in ``known`` (pydantic reports the ValueError with the field)."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; choose from {list(known)}")
 
 
 class Variant(_Frozen):
@@ -67,11 +75,7 @@ class Grid(_Frozen):
     @field_validator("finetune")
     @classmethod
     def _known_presets(cls, value: list[str]) -> list[str]:
-        from medbench.finetune import PRESETS
-
-        unknown = [f for f in value if f not in PRESETS]
-        if unknown:
-            raise ValueError(f"unknown fine-tuning configuration(s) {unknown}; choose from {list(PRESETS)}")
+        _refuse_unknown(value, PRESETS, "fine-tuning configuration(s)")
         if len(set(value)) != len(value):
             raise ValueError(f"fine-tuning configurations must be unique, got {value}")
         return value
@@ -81,9 +85,7 @@ class Grid(_Frozen):
     def _known_frameworks(cls, value: list[str]) -> list[str]:
         from medbench.frameworks import FRAMEWORKS
 
-        unknown = [f for f in value if f not in FRAMEWORKS]
-        if unknown:
-            raise ValueError(f"unknown framework(s) {unknown}; choose from {list(FRAMEWORKS)}")
+        _refuse_unknown(value, FRAMEWORKS, "framework(s)")
         return value
 
 
@@ -130,9 +132,7 @@ class ExperimentSpec(_Frozen):
     def _known_framework_sections(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         from medbench.frameworks import FRAMEWORKS
 
-        unknown = [f for f in value if f not in FRAMEWORKS]
-        if unknown:
-            raise ValueError(f"unknown framework(s) {unknown}; choose from {list(FRAMEWORKS)}")
+        _refuse_unknown(value, FRAMEWORKS, "framework(s)")
         return value
 
     @field_validator("variants")

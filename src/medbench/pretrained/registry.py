@@ -6,13 +6,12 @@ rule for their names holds here too: the hex digits after the last ``-`` start t
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from medbench.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, did_you_mean
 
 OFFICIAL_BASE_URL = "https://download.pytorch.org/models"
 # torch hub's HASH_REGEX, anchored to the last "-": at least 6 hex digits, so "resnet18-final.pth" carries none
@@ -124,12 +123,10 @@ def get_pretrained(model: str, source: str = "imagenet") -> PretrainedWeights:
     entries = source_entries(source)
     if model in entries:
         return entries[model]
-    close = difflib.get_close_matches(model, entries, n=1)
-    hint = f"Did you mean {close[0]}? " if close else ""
     raise ConfigError(
         f"There are no {source} weights for the model {model!r}.",
-        f"{hint}Models with {source} weights: {', '.join(entries)}; for any other model, pass your own "
-        f"checkpoint with {WEIGHTS_OPTION}.",
+        f"{did_you_mean(model, entries, n=1)}Models with {source} weights: {', '.join(entries)}; for any other "
+        f"model, pass your own checkpoint with {WEIGHTS_OPTION}.",
     )
 
 

@@ -47,28 +47,28 @@ def torch_name(path: tuple) -> str:
     return ".".join([*module, _LEAVES[leaf]])
 
 
+# The layout changes of the table above, by the kernel's number of axes; every other leaf keeps its layout.
+_TO_TORCH_AXES = {4: (3, 2, 0, 1), 2: (1, 0)}  # conv (kh, kw, in, out) -> (out, in, kh, kw); linear: .T
+_FROM_TORCH_AXES = {4: (2, 3, 1, 0), 2: (1, 0)}  # the inverse permutations
+
+
+def _kernel_axes(leaf: str, ndim: int, table: Mapping[int, tuple[int, ...]]) -> tuple[int, ...] | None:
+    return table.get(ndim) if leaf == "kernel" else None
+
+
 def to_torch(leaf: str, value: np.ndarray) -> np.ndarray:
-    if leaf == "kernel" and value.ndim == 4:
-        return value.transpose(3, 2, 0, 1)
-    if leaf == "kernel" and value.ndim == 2:
-        return value.T
-    return value
+    axes = _kernel_axes(leaf, value.ndim, _TO_TORCH_AXES)
+    return value if axes is None else value.transpose(axes)
 
 
 def torch_shape(leaf: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if leaf == "kernel" and len(shape) == 4:
-        return (shape[3], shape[2], shape[0], shape[1])
-    if leaf == "kernel" and len(shape) == 2:
-        return (shape[1], shape[0])
-    return tuple(shape)
+    axes = _kernel_axes(leaf, len(shape), _TO_TORCH_AXES)
+    return tuple(shape) if axes is None else tuple(shape[a] for a in axes)
 
 
 def from_torch(leaf: str, value: np.ndarray) -> np.ndarray:
-    if leaf == "kernel" and value.ndim == 4:
-        return value.transpose(2, 3, 1, 0)
-    if leaf == "kernel" and value.ndim == 2:
-        return value.T
-    return value
+    axes = _kernel_axes(leaf, value.ndim, _FROM_TORCH_AXES)
+    return value if axes is None else value.transpose(axes)
 
 
 def _weights(model: nnx.Module) -> dict[str, tuple[str, nnx.Variable]]:

@@ -22,7 +22,7 @@ from flax import nnx
 
 from medbench.frameworks.flops import conv_flops, matmul_flops
 from medbench.frameworks.jax.train import _objective, mode_view
-from medbench.frameworks.profiling import PARTS, breakdown, timed, top_table
+from medbench.frameworks.profiling import breakdown, step_rounds, timed, top_table
 from medbench.frameworks.training import targets
 
 
@@ -105,17 +105,17 @@ def step_breakdown(trainer, images: np.ndarray, labels: np.ndarray, *, lr=None, 
     optimizer = step - host-to-device - (forward + backward). The first round compiles and is not kept."""
     forward, forward_backward = _parts(trainer)
     y = _targets(trainer, labels)
-    samples: dict[str, list[float]] = {name: [] for name in ("step", *PARTS)}
+
+    def one_round() -> tuple[float, ...]:
+        h2d, (x, yd, masks) = timed(lambda: jax.device_put((images, y, noise)), jax.block_until_ready)
+        args = (trainer._groups, trainer._frozen, trainer._rest, x, yd, masks)
+        fwd, _ = timed(lambda: forward(*args), jax.block_until_ready)
+        both, _ = timed(lambda: forward_backward(*args), jax.block_until_ready)
+        step, _ = timed(lambda: trainer.train_step(images, labels, lr=lr, noise=noise), lambda r: None)
+        return step, h2d, fwd, both - fwd, step - h2d - both
+
     with _kept(trainer):
-        for round_ in range(repeats + 1):
-            h2d, (x, yd, masks) = timed(lambda: jax.device_put((images, y, noise)), jax.block_until_ready)
-            args = (trainer._groups, trainer._frozen, trainer._rest, x, yd, masks)
-            fwd, _ = timed(lambda a=args: forward(*a), jax.block_until_ready)
-            both, _ = timed(lambda a=args: forward_backward(*a), jax.block_until_ready)
-            step, _ = timed(lambda: trainer.train_step(images, labels, lr=lr, noise=noise), lambda r: None)
-            if round_:
-                for name, value in zip(samples, (step, h2d, fwd, both - fwd, step - h2d - both), strict=True):
-                    samples[name].append(value)
+        samples = step_rounds(one_round, repeats)
     return breakdown(
         samples,
         method="jax.jit programs timed apart: device_put, forward, forward+backward (value_and_grad), the "

@@ -29,7 +29,7 @@ from medbench.errors import ConfigError
 from medbench.frameworks.flops import conv_flops, matmul_flops
 from medbench.frameworks.keras.steps import rng_state, set_rng_state
 from medbench.frameworks.noise import shared_masks
-from medbench.frameworks.profiling import PARTS, breakdown, timed, top_table
+from medbench.frameworks.profiling import breakdown, step_rounds, timed, top_table
 from medbench.frameworks.training import targets
 
 
@@ -154,16 +154,15 @@ def _loss_parts(trainer, backend: str):
 
 def _compiled_rounds(trainer, backend, images, y, lr, noise, repeats):
     to_device, forward, forward_backward, sync = _loss_parts(trainer, backend)
-    samples: dict[str, list[float]] = {name: [] for name in ("step", *PARTS)}
-    for round_ in range(repeats + 1):  # the first round traces and compiles
+
+    def one_round() -> tuple[float, ...]:
         h2d, batch = timed(lambda: to_device(images, y, noise), sync)
-        fwd, _ = timed(lambda b=batch: forward(*b), sync)
-        both, _ = timed(lambda b=batch: forward_backward(*b), sync)
+        fwd, _ = timed(lambda: forward(*batch), sync)
+        both, _ = timed(lambda: forward_backward(*batch), sync)
         step, _ = timed(lambda: trainer._step(images, y, lr, noise), lambda _: None)
-        if round_:
-            for name, value in zip(samples, (step, h2d, fwd, both - fwd, step - h2d - both), strict=True):
-                samples[name].append(value)
-    return samples
+        return step, h2d, fwd, both - fwd, step - h2d - both
+
+    return step_rounds(one_round, repeats)  # its first round traces and compiles
 
 
 def _torch_phases(trainer, images, y, lr, noise) -> list[float]:
@@ -213,13 +212,13 @@ def step_breakdown(trainer, images: np.ndarray, labels: np.ndarray, *, lr=None, 
                 "forward + gradients, the trainer's step; backward and optimizer are differences"
             )
         else:
-            samples = {name: [] for name in ("step", *PARTS)}
-            for round_ in range(repeats + 1):
+
+            def one_round() -> list[float]:
                 parts = _torch_phases(trainer, images, y, lr, noise)
                 step, _ = timed(lambda: trainer._step(images, y, lr, noise), lambda _: None)
-                if round_:
-                    for name, value in zip(samples, (step, *parts), strict=True):
-                        samples[name].append(value)
+                return [step, *parts]
+
+            samples = step_rounds(one_round, repeats)
             method = (
                 "keras on torch: synchronised timers around the step's own phases (tensors, forward + loss, "
                 "loss.backward, optimizer.apply); the step is the trainer's, timed apart"

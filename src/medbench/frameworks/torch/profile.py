@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from medbench.frameworks.noise import shared_masks
-from medbench.frameworks.profiling import PARTS, breakdown, timed, top_table
+from medbench.frameworks.profiling import breakdown, step_rounds, timed, top_table
 from medbench.frameworks.torch.runtime import synchronize
 from medbench.frameworks.torch.train import TorchTrainer, rng_state, set_rng_state
 from medbench.frameworks.training import targets
@@ -93,14 +93,14 @@ def _phases(trainer: TorchTrainer, images: np.ndarray, labels: np.ndarray, noise
 def step_breakdown(trainer, images: np.ndarray, labels: np.ndarray, *, lr=None, noise=None, repeats: int = 3):
     """The trainer's step taken apart (its own phases, the device synchronised after each), and the
     trainer's whole ``train_step`` timed on its own, round after round; a first round warms up."""
-    samples: dict[str, list[float]] = {name: [] for name in ("step", *PARTS)}
+
+    def one_round() -> list[float]:
+        parts = _phases(trainer, images, labels, noise)
+        step, _ = timed(lambda: trainer.train_step(images, labels, lr=lr, noise=noise), lambda _: None)
+        return [step, *parts]
+
     with _kept(trainer):
-        for round_ in range(repeats + 1):
-            parts = _phases(trainer, images, labels, noise)
-            step, _ = timed(lambda: trainer.train_step(images, labels, lr=lr, noise=noise), lambda _: None)
-            if round_:
-                for name, value in zip(samples, (step, *parts), strict=True):
-                    samples[name].append(value)
+        samples = step_rounds(one_round, repeats)
     return breakdown(
         samples,
         method="torch: synchronised timers around the trainer's own phases (to(device), forward + loss, "
