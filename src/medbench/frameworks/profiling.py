@@ -47,6 +47,13 @@ def step_rounds(measure_round: Callable[[], Sequence[float]], repeats: int) -> d
     return samples
 
 
+def parts_of_programs(step: float, host_to_device: float, forward: float, both: float) -> tuple[float, ...]:
+    """One round of :func:`step_rounds` from separately compiled programs (JAX, Keras on JAX or TensorFlow):
+    the whole step, the transfer, forward, forward+backward (``both``) timed apart; backward is ``both`` -
+    forward and the optimizer what the step has beyond transfer and ``both``."""
+    return step, host_to_device, forward, both - forward, step - host_to_device - both
+
+
 def timed(fn: Callable[[], Any], sync: Callable[[Any], Any]) -> tuple[float, Any]:
     """Seconds ``fn()`` takes with its result ready (``sync(result)`` blocks until it is), and the result."""
     start = time.perf_counter()

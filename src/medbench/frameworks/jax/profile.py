@@ -22,7 +22,7 @@ from flax import nnx
 
 from medbench.frameworks.flops import conv_flops, matmul_flops
 from medbench.frameworks.jax.train import _objective, mode_view
-from medbench.frameworks.profiling import breakdown, step_rounds, timed, top_table
+from medbench.frameworks.profiling import breakdown, parts_of_programs, step_rounds, timed, top_table
 from medbench.frameworks.training import targets
 
 
@@ -112,7 +112,7 @@ def step_breakdown(trainer, images: np.ndarray, labels: np.ndarray, *, lr=None, 
         fwd, _ = timed(lambda: forward(*args), jax.block_until_ready)
         both, _ = timed(lambda: forward_backward(*args), jax.block_until_ready)
         step, _ = timed(lambda: trainer.train_step(images, labels, lr=lr, noise=noise), lambda r: None)
-        return step, h2d, fwd, both - fwd, step - h2d - both
+        return parts_of_programs(step, h2d, fwd, both)
 
     with _kept(trainer):
         samples = step_rounds(one_round, repeats)

@@ -29,7 +29,7 @@ from medbench.errors import ConfigError
 from medbench.frameworks.flops import conv_flops, matmul_flops
 from medbench.frameworks.keras.steps import rng_state, set_rng_state
 from medbench.frameworks.noise import shared_masks
-from medbench.frameworks.profiling import breakdown, step_rounds, timed, top_table
+from medbench.frameworks.profiling import breakdown, parts_of_programs, step_rounds, timed, top_table
 from medbench.frameworks.training import targets
 
 
@@ -160,7 +160,7 @@ def _compiled_rounds(trainer, backend, images, y, lr, noise, repeats):
         fwd, _ = timed(lambda: forward(*batch), sync)
         both, _ = timed(lambda: forward_backward(*batch), sync)
         step, _ = timed(lambda: trainer._step(images, y, lr, noise), lambda _: None)
-        return step, h2d, fwd, both - fwd, step - h2d - both
+        return parts_of_programs(step, h2d, fwd, both)
 
     return step_rounds(one_round, repeats)  # its first round traces and compiles
 
