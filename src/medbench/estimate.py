@@ -68,7 +68,7 @@ def bench_seconds(spec) -> float:
     if bench is None:
         return 0.0
     engines = len(bench.engines) or len(spec.grid.frameworks)
-    cells = engines * len(spec.grid.models) * len(spec.grid.sizes)
+    cells = engines * len(spec.grid.models) * len(bench.sizes or spec.grid.sizes)
     per_cell = 10.0 + max(len(bench.batch_sizes), 1) * max(bench.min_duration_s, 0.5) * 2
     return cells * bench.repeats * per_cell
 

@@ -152,3 +152,24 @@ def test_per_framework_sections_are_checked_before_anything_runs(grid_file):
     )
     with pytest.raises(ConfigError, match="torch.*xla_flags is a setting of jax"):
         expand(load_experiment(grid_file))
+
+
+def test_the_benchmark_times_the_grid_sizes_or_its_own(grid_file, monkeypatch, tmp_path):
+    """Training at 28/64 px and timing inference up to 224 px is one experiment (the BloodMNIST study on CPU)."""
+    import medbench.bench.session as session
+    from medbench.orchestration.runs import run_bench
+    from medbench.results import ResultsStore
+
+    asked = []
+    monkeypatch.setattr(session, "run_session", lambda config, **_: asked.append(config.sizes) or _NoRecords())
+    store = ResultsStore(tmp_path / "r.sqlite")
+    for overrides, sizes in [([], (28, 64)), ([("measure.bench.sizes", [28, 64, 128, 224])], (28, 64, 128, 224))]:
+        spec = load_experiment(grid_file, [("measure.bench.batch_sizes", [1]), *overrides])
+        run_bench(spec, store, rerun=True, echo=lambda _: None)
+        assert tuple(asked[-1]) == sizes
+    with pytest.raises(ConfigError, match="benchmark size"):
+        load_experiment(grid_file, [("measure.bench.sizes", [32])])
+
+
+class _NoRecords:
+    records: list = []

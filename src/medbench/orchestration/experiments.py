@@ -93,10 +93,21 @@ class BenchMeasure(_Frozen):
     """Inference benchmark cells to run for each (model, size) of the grid after training."""
 
     engines: list[str] = Field(default_factory=list)  # empty: one engine per framework of the grid
+    # empty: the grid's sizes. The benchmark times inference on synthetic batches of the model at each size, so
+    # it can reach sizes too costly to train on (MedMNIST+'s 128 and 224 px on two CPU cores).
+    sizes: list[int] = Field(default_factory=list)
     batch_sizes: list[int] = [1, 64]
     repeats: int = Field(1, ge=1)
     min_count: int = Field(20, ge=1)
     min_duration_s: float = Field(0.5, gt=0)
+
+    @field_validator("sizes")
+    @classmethod
+    def _published_sizes(cls, value: list[int]) -> list[int]:
+        from medbench.data.registry import SIZES
+
+        _refuse_unknown(value, SIZES, "benchmark size(s)")
+        return value
 
 
 class Measure(_Frozen):

@@ -132,7 +132,7 @@ def run_bench(spec: ExperimentSpec, store: ResultsStore, *, rerun: bool, echo: C
     threads = (spec.base.get("runtime") or {}).get("threads") or 1
     config = make_config(
         models=spec.grid.models,
-        sizes=spec.grid.sizes,
+        sizes=bench.sizes or spec.grid.sizes,
         engines=engines,
         batch_sizes=bench.batch_sizes,
         repeats=bench.repeats,
